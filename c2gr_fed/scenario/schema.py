@@ -1,0 +1,356 @@
+"""Pydantic schema of a scenario YAML: the whole task stream, the models and how to train them.
+
+This module imports nothing else from c2gr_fed. Every model refuses unknown keys, so a typo in a scenario
+is an error that names the field path instead of a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+METHODS = (
+    "c2gr",
+    "c2gr-njd",
+    "c2gr-norups",
+    "finetune",
+    "joint",
+    "individual",
+    "ewc",
+    "gr",
+    "lwf",
+)
+"""Every learning method the simulator knows. `joint` breaks data locality and is a reference bound only."""
+
+PHANTOM_GENERATORS = (
+    "fundus",
+    "cardiac_mr",
+    "brain_mr",
+    "abdominal_ct",
+    "histology",
+    "breast_us",
+    "chest_xray",
+    "endoscopy",
+    "dermoscopy",
+    "retinal_vessels",
+    "oct_layers",
+    "cells",
+    "thyroid_us",
+    "prostate_mr",
+)
+"""Procedural phantom departments; each lives in c2gr_fed.data.phantoms and declares its variants."""
+
+SAMPLERS = ("ddpm", "ddim", "dpmsolver++")
+OBJECTIVES = ("bjd", "njd")
+TEXT_ENCODERS = ("minilm", "clip")
+
+
+class StrictModel(BaseModel):
+    """Base for every scenario section: unknown keys are refused, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+# ----------------------------------------------------------------------------------------------- data sources
+
+
+class PhantomSource(StrictModel):
+    """A procedural phantom department: seeded, vectorised, nothing to download."""
+
+    kind: Literal["phantom"] = "phantom"
+    generator: Literal[PHANTOM_GENERATORS]  # type: ignore[valid-type]
+    variant: str = Field("default", description="appearance variant (site, vendor, sequence, organ)")
+    n_train: int = Field(64, ge=1, le=100_000)
+    n_val: int = Field(8, ge=0, le=100_000)
+    n_test: int = Field(32, ge=1, le=100_000)
+
+
+class SplitRule(StrictModel):
+    """How to split a real data set. An official split by file-name pattern wins; else seeded 60/15/25."""
+
+    train_pattern: str | None = Field(None, description="regex on the file stem marking official training files")
+    test_pattern: str | None = Field(None, description="regex on the file stem marking official test files")
+    patient_pattern: str | None = Field(
+        None, description="regex whose first group is the patient id; splits keep a patient in one split"
+    )
+    fractions: tuple[float, float, float] = (0.60, 0.15, 0.25)
+    val_from_train: float = Field(0.15, ge=0.0, lt=1.0, description="validation share taken from an official train split")
+
+    @field_validator("fractions")
+    @classmethod
+    def _sum_to_one(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
+        if any(f < 0 for f in v) or abs(sum(v) - 1.0) > 1e-6:
+            raise ValueError(f"train/val/test fractions must be >= 0 and sum to 1, got {list(v)}")
+        return v
+
+
+class MaskEncoding(StrictModel):
+    """How mask pixel values map to class indices (0 = background, k = k-th class of the task)."""
+
+    channel: int | None = Field(0, ge=0, description="mask channel to read when the mask file has several")
+    value_map: dict[int, int] | None = Field(
+        None, description="pixel value -> class index, e.g. {255: 0, 128: 1, 0: 2}; other values are an error"
+    )
+    threshold: float | None = Field(None, description="binarise: value > threshold is class 1 (lossy masks)")
+    invert: bool = Field(False, description="with threshold: value <= threshold is class 1 instead")
+    nearest_tolerance: int = Field(
+        0, ge=0, le=64, description="with value_map: accept values within this distance of a key (lossy masks)"
+    )
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> "MaskEncoding":
+        if self.value_map is not None and self.threshold is not None:
+            raise ValueError("give either value_map or threshold, not both")
+        if self.invert and self.threshold is None:
+            raise ValueError("invert needs a threshold")
+        return self
+
+
+class Folder2DSource(StrictModel):
+    """2D image and mask folders (PNG, JPEG, BMP, TIFF), paired by file stem."""
+
+    kind: Literal["folder2d"] = "folder2d"
+    root: str = Field(..., description="folder, relative to the data root unless absolute")
+    images: str = "images"
+    masks: str = "masks"
+    image_glob: str = "*"
+    mask: MaskEncoding = Field(default_factory=MaskEncoding)
+    image_channels: Literal["rgb", "grey", "as_is"] = "as_is"
+    split: SplitRule = Field(default_factory=SplitRule)
+    limit: int | None = Field(None, ge=1, description="use at most this many pairs (sorted by stem)")
+
+
+class Nifti3DSource(StrictModel):
+    """3D NIfTI volumes with label volumes of the same shape, sliced along one axis."""
+
+    kind: Literal["nifti3d"] = "nifti3d"
+    root: str
+    images: str = "images"
+    labels: str = "labels"
+    axis: int = Field(2, ge=0, le=2)
+    mask: MaskEncoding = Field(default_factory=MaskEncoding)
+    skip_empty_slices: bool = Field(False, description="drop slices whose label is all background")
+    window: tuple[float, float] | None = Field(None, description="intensity window (low, high) before scaling")
+    split: SplitRule = Field(default_factory=SplitRule)
+
+
+DataSource = Annotated[Union[PhantomSource, Folder2DSource, Nifti3DSource], Field(discriminator="kind")]
+
+
+# ---------------------------------------------------------------------------------------------- tasks, depts
+
+
+class TaskSpec(StrictModel):
+    """One segmentation task: what it is (the prompt attributes), its classes, and where its data is."""
+
+    name: str = Field(..., min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.&+-]*$")
+    modality: str = Field(..., min_length=1, max_length=80)
+    site: str | None = Field(None, max_length=80, description="site, vendor, device or sequence")
+    region: str = Field(..., min_length=1, max_length=80)
+    objective: str = Field(..., min_length=1, max_length=120)
+    classes: list[str] = Field(..., min_length=1, description="ordered foreground class names")
+    data: DataSource
+
+    @field_validator("classes")
+    @classmethod
+    def _unique_classes(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"class names repeat: {v}")
+        return v
+
+
+class DepartmentSpec(StrictModel):
+    """A hospital department: one federated node holding only its own tasks' data."""
+
+    name: str = Field(..., min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    description: str = ""
+    tasks: list[TaskSpec] = Field(..., min_length=1)
+
+
+# ------------------------------------------------------------------------------------------ models, training
+
+
+class TextEncoderConfig(StrictModel):
+    name: Literal[TEXT_ENCODERS] = "minilm"  # type: ignore[valid-type]
+    path: str | None = Field(None, description="local CLIP weights directory or checkpoint (clip only)")
+
+
+class UNetConfig(StrictModel):
+    """Channel widths per level; cross-attention at the levels listed (0 = full resolution)."""
+
+    channels: list[int] = Field(..., min_length=2)
+    attention_levels: list[int] = Field(default_factory=list)
+    layers_per_block: int = Field(1, ge=1, le=4)
+    heads: int = Field(4, ge=1, le=32)
+    groups: int = Field(8, ge=1, le=64, description="GroupNorm groups")
+
+    @model_validator(mode="after")
+    def _levels_exist(self) -> "UNetConfig":
+        bad = [lv for lv in self.attention_levels if not 0 <= lv < len(self.channels)]
+        if bad:
+            raise ValueError(
+                f"attention_levels {bad} do not exist: levels are 0..{len(self.channels) - 1} for channels {self.channels}"
+            )
+        bad_groups = [c for c in self.channels if c % self.groups]
+        if bad_groups:
+            raise ValueError(f"channels {bad_groups} are not divisible by groups={self.groups}")
+        return self
+
+
+class PromptConfig(StrictModel):
+    """Relation-aware prompt graph (RUPS). Paper: node 512, q 256, cross-attention 768."""
+
+    node_dim: int = Field(128, ge=8)
+    q_dim: int = Field(64, ge=8)
+    tokens: int = Field(4, ge=1, le=77, description="cross-attention tokens per prompt")
+    token_dim: int = Field(128, ge=8, description="cross-attention context dimension")
+    leaky_slope: float = Field(0.2, ge=0.0, lt=1.0)
+
+
+class ModelConfig(StrictModel):
+    max_classes: int = Field(3, ge=1, le=32, description="K_max: head has K_max + 1 channels")
+    segmentor: UNetConfig = Field(
+        default_factory=lambda: UNetConfig(channels=[16, 32, 64, 128], attention_levels=[2, 3])
+    )
+    denoiser: UNetConfig = Field(
+        default_factory=lambda: UNetConfig(channels=[32, 64, 128], attention_levels=[1, 2])
+    )
+    prompt: PromptConfig = Field(default_factory=PromptConfig)
+
+
+class TrainingConfig(StrictModel):
+    epochs: int = Field(10, ge=0, le=10_000)
+    max_steps: int | None = Field(None, ge=1, description="cap on optimiser steps per round (None: epochs decide)")
+    batch_size: int = Field(32, ge=1, le=4096)
+    lr: float = Field(1e-3, gt=0, le=1.0)
+    denoiser_lr: float | None = Field(None, gt=0, le=1.0, description="defaults to lr")
+    weight_decay: float = Field(0.0, ge=0)
+    grad_clip: float | None = Field(1.0, gt=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["fp32", "bf16"] = "fp32"
+    threads: int | None = Field(None, ge=1, le=256, description="torch CPU threads per department node")
+    augment: bool = Field(True, description="flips and 90-degree rotations (exact for masks)")
+    ewc_lambda: float = Field(100.0, ge=0, description="ewc only")
+    distill_weight: float = Field(1.0, ge=0, description="lwf only")
+    compile: bool = False
+
+
+class DiffusionConfig(StrictModel):
+    objective: Literal[OBJECTIVES] = "bjd"  # type: ignore[valid-type]
+    timesteps: int = Field(1000, ge=10, le=10_000)
+    beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2"] = "linear"
+    sampler: Literal[SAMPLERS] = "ddim"  # type: ignore[valid-type]
+    sampling_steps: int = Field(25, ge=1, le=10_000)
+    replay_per_task: int | Literal["train_size"] = Field(
+        64, description="replay pairs synthesised per earlier task; 'train_size' = as many as it had (paper)"
+    )
+    chunk_size: int = Field(64, ge=1, le=4096, description="pairs per sampling batch (bounds memory)")
+    bjd_estimator: Literal["full", "stochastic"] = Field(
+        "full", description="full: all three terms per sample; stochastic: one term drawn per sample (unbiased)"
+    )
+    ema: float | None = Field(None, gt=0, lt=1, description="EMA decay of the denoiser weights used for sampling")
+    denoiser_steps_factor: float = Field(1.0, gt=0, le=100.0, description="denoiser updates per segmentor update")
+
+
+class FederationConfig(StrictModel):
+    cpus_per_department: float = Field(1.0, gt=0)
+    gpus_per_department: float = Field(0.0, ge=0)
+    round_timeout_s: float = Field(3600.0, gt=0)
+    evaluate_timeout_s: float = Field(600.0, gt=0)
+    retries: int = Field(1, ge=0, le=10)
+    retry_backoff_s: float = Field(2.0, ge=0)
+    on_bad_reply: Literal["stop", "exclude"] = "stop"
+    evaluate_every_department: bool = True
+
+
+# --------------------------------------------------------------------------------------------------- scenario
+
+
+class Scenario(StrictModel):
+    """A whole task stream. `order` lists task names in arrival order (defaults to declaration order)."""
+
+    name: str = Field(..., min_length=1, max_length=80)
+    description: str = ""
+    seed: int = Field(0, ge=0)
+    image_size: int = Field(32, ge=8, le=1024)
+    method: Literal[METHODS] = "c2gr"  # type: ignore[valid-type]
+    text_encoder: TextEncoderConfig = Field(default_factory=TextEncoderConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    diffusion: DiffusionConfig = Field(default_factory=DiffusionConfig)
+    federation: FederationConfig = Field(default_factory=FederationConfig)
+    departments: list[DepartmentSpec] = Field(..., min_length=1)
+    order: list[str] | None = None
+
+    @field_validator("image_size")
+    @classmethod
+    def _power_of_two_friendly(cls, v: int) -> int:
+        if v % 8:
+            raise ValueError(f"image_size must be a multiple of 8 (the UNets halve it), got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _stream_is_consistent(self) -> "Scenario":
+        seen_depts: set[str] = set()
+        seen_tasks: dict[str, str] = {}
+        for dept in self.departments:
+            if dept.name in seen_depts:
+                raise ValueError(f"department name {dept.name!r} repeats")
+            seen_depts.add(dept.name)
+            for task in dept.tasks:
+                if task.name in seen_tasks:
+                    raise ValueError(
+                        f"task name {task.name!r} repeats (departments {seen_tasks[task.name]!r} and {dept.name!r})"
+                    )
+                seen_tasks[task.name] = dept.name
+                if len(task.classes) > self.model.max_classes:
+                    raise ValueError(
+                        f"task {task.name!r} has {len(task.classes)} classes {task.classes} but "
+                        f"model.max_classes is {self.model.max_classes}: raise model.max_classes"
+                    )
+        if self.order is not None:
+            unknown = [t for t in self.order if t not in seen_tasks]
+            if unknown:
+                raise ValueError(f"order names unknown tasks {unknown}; known tasks: {sorted(seen_tasks)}")
+            repeats = sorted({t for t in self.order if self.order.count(t) > 1})
+            if repeats:
+                raise ValueError(f"order lists tasks more than once: {repeats}")
+            missing = [t for t in seen_tasks if t not in self.order]
+            if missing:
+                raise ValueError(f"order leaves out tasks {missing}: list every task once")
+        return self
+
+    # ---- convenience views (derived, never stored) ----
+
+    def stream(self) -> list[TaskSpec]:
+        """Tasks in arrival order."""
+        by_name = {t.name: t for d in self.departments for t in d.tasks}
+        names = self.order if self.order is not None else [t.name for d in self.departments for t in d.tasks]
+        return [by_name[n] for n in names]
+
+    def department_of(self, task_name: str) -> str:
+        for d in self.departments:
+            if any(t.name == task_name for t in d.tasks):
+                return d.name
+        raise KeyError(f"no department holds task {task_name!r}")
+
+    def department(self, name: str) -> DepartmentSpec:
+        for d in self.departments:
+            if d.name == name:
+                return d
+        raise KeyError(f"no department named {name!r}; departments: {[d.name for d in self.departments]}")
+
+    def task(self, name: str) -> TaskSpec:
+        for d in self.departments:
+            for t in d.tasks:
+                if t.name == name:
+                    return t
+        raise KeyError(f"no task named {name!r}")
+
+    def resolve_data_path(self, root: str, data_root: Path | None) -> Path:
+        p = Path(root).expanduser()
+        if p.is_absolute() or data_root is None:
+            return p
+        return data_root / p
