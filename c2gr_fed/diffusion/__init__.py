@@ -1,0 +1,19 @@
+"""Joint image-mask diffusion: mask code, noise schedule, NJD/BJD objectives, samplers (leaf package)."""
+
+from .masks import decode_masks, encode_masks
+from .objectives import TERM_NAMES, bjd_terms, joint_diffusion_loss
+from .samplers import SAMPLERS, make_scheduler, sample_generator, sample_pairs
+from .schedule import NoiseSchedule
+
+__all__ = [
+    "NoiseSchedule",
+    "SAMPLERS",
+    "TERM_NAMES",
+    "bjd_terms",
+    "decode_masks",
+    "encode_masks",
+    "joint_diffusion_loss",
+    "make_scheduler",
+    "sample_generator",
+    "sample_pairs",
+]

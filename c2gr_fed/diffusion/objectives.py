@@ -1,0 +1,131 @@
+"""NJD and BJD training objectives of the joint denoiser (C2GR Eq. 1-3).
+
+Notation: x0 (B, 3, H, W) clean image, y0 (B, K_max, H, W) clean mask code, t ~ U[0, T), e_x, e_y independent
+standard normal noises, x_t / y_t the noised parts. A clean part is fed with timestep 0.
+
+- joint (Eq. 1, NJD):       || (e_x, e_y) - eps(x_t, y_t, t, t) ||^2, mean over all 3 + K_max channels.
+- img_given_mask (Eq. 2):   || e_x - eps_x(x_t, y0, t, 0) ||^2, mean over the image channels only.
+- mask_given_img (Eq. 3):   || e_y - eps_y(x0, y_t, 0, t) ||^2, mean over the mask channels only.
+- BJD = joint + img_given_mask + mask_given_img, each term with its own t and noise draws.
+
+Every term is evaluated by one per-sample function (`bjd_terms`) that takes a per-sample choice of term, so
+the full BJD runs as ONE denoiser call on a 3B batch (same arithmetic as three calls, better throughput; the
+networks here have no batch-coupled layers) and the stochastic estimator as one call on a B batch.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .schedule import NoiseSchedule
+
+JOINT, IMG_GIVEN_MASK, MASK_GIVEN_IMG = 0, 1, 2
+TERM_NAMES = ("joint", "img_given_mask", "mask_given_img")
+
+
+def bjd_terms(
+    denoiser: nn.Module,
+    x0: Tensor,
+    y0: Tensor,
+    context: Tensor,
+    schedule: NoiseSchedule,
+    t: Tensor,
+    e_x: Tensor,
+    e_y: Tensor,
+    which: Tensor,
+) -> Tensor:
+    """Per-sample loss (B,) float32 of the term `which[b]` in {0 joint, 1 img_given_mask, 2 mask_given_img}.
+
+    Each value is the mean squared error over the elements that term scores for that sample (image and mask
+    channels for joint, image channels for img_given_mask, mask channels for mask_given_img). The noise of a
+    part that is fed clean is ignored.
+    """
+    which = which.to(x0.device)
+    t = t.to(x0.device)
+    x_t = schedule.add_noise(x0, e_x, t)
+    y_t = schedule.add_noise(y0, e_y, t)
+    img_clean = (which == MASK_GIVEN_IMG)[:, None, None, None]
+    mask_clean = (which == IMG_GIVEN_MASK)[:, None, None, None]
+    x_in = torch.where(img_clean, x0, x_t)  # (B, 3, H, W)
+    y_in = torch.where(mask_clean, y0, y_t)  # (B, K_max, H, W)
+    zero = torch.zeros_like(t)
+    t_x = torch.where(which == MASK_GIVEN_IMG, zero, t)
+    t_y = torch.where(which == IMG_GIVEN_MASK, zero, t)
+    eps_x, eps_y = denoiser(x_in, y_in, t_x, t_y, context)
+    sq_x = (eps_x.float() - e_x.float()).square().flatten(1).sum(1)  # (B,)
+    sq_y = (eps_y.float() - e_y.float()).square().flatten(1).sum(1)
+    w_x = (which != MASK_GIVEN_IMG).to(torch.float32)
+    w_y = (which != IMG_GIVEN_MASK).to(torch.float32)
+    n_x, n_y = float(x0[0].numel()), float(y0[0].numel())
+    return (w_x * sq_x + w_y * sq_y) / (w_x * n_x + w_y * n_y)
+
+
+def joint_diffusion_loss(
+    denoiser: nn.Module,
+    x0: Tensor,
+    y0: Tensor,
+    context: Tensor,
+    schedule: NoiseSchedule,
+    objective: str = "bjd",
+    estimator: str = "full",
+    generator: torch.Generator | None = None,
+) -> dict[str, Tensor]:
+    """The NJD or BJD loss of one batch. Returns {"loss", "joint", "img_given_mask", "mask_given_img"}.
+
+    objective "njd": loss = joint; the two conditional entries are 0 (not computed). `estimator` is ignored.
+    objective "bjd", estimator "full": all three terms on every sample (one denoiser call on a 3B batch).
+    objective "bjd", estimator "stochastic": every sample draws one term uniformly; loss = 3 x the batch mean of
+    the drawn per-sample terms, an unbiased estimate of the full loss at a third of the cost. The three term
+    entries are then the means over the samples that drew each term (0 when none did), for logging only.
+
+    Random draws come from `generator` (global RNG when None) in a fixed order: joint t, e_x, e_y first, so NJD
+    and full BJD with the same seed share the joint term's draws exactly; then t, e_x for img_given_mask; then
+    t, e_y for mask_given_img. Stochastic: t, e_x, e_y, then the term choice.
+    """
+    if objective not in ("bjd", "njd"):
+        raise ValueError(f"objective must be 'bjd' or 'njd', got {objective!r}")
+    if estimator not in ("full", "stochastic"):
+        raise ValueError(f"estimator must be 'full' or 'stochastic', got {estimator!r}")
+    b = x0.shape[0]
+    T = schedule.num_timesteps
+    dev = generator.device if generator is not None else x0.device
+
+    def randn_like(ref: Tensor) -> Tensor:
+        return torch.randn(ref.shape, generator=generator, device=dev).to(ref.device, ref.dtype)
+
+    def randt() -> Tensor:
+        return torch.randint(0, T, (b,), generator=generator, device=dev).to(x0.device)
+
+    zero = x0.new_zeros((), dtype=torch.float32)
+    if objective == "njd" or estimator == "full":
+        t1, ex1, ey1 = randt(), randn_like(x0), randn_like(y0)
+        if objective == "njd":
+            which = torch.full((b,), JOINT, dtype=torch.long, device=x0.device)
+            joint = bjd_terms(denoiser, x0, y0, context, schedule, t1, ex1, ey1, which).mean()
+            return {"loss": joint, "joint": joint, "img_given_mask": zero, "mask_given_img": zero}
+        t2, ex2 = randt(), randn_like(x0)
+        t3, ey3 = randt(), randn_like(y0)
+        which = torch.arange(3, device=x0.device).repeat_interleave(b)  # (3B,) 0..0 1..1 2..2
+        per = bjd_terms(
+            denoiser,
+            x0.repeat(3, 1, 1, 1),
+            y0.repeat(3, 1, 1, 1),
+            context.repeat(3, 1, 1),
+            schedule,
+            torch.cat([t1, t2, t3]),
+            torch.cat([ex1, ex2, torch.zeros_like(ex2)]),
+            torch.cat([ey1, torch.zeros_like(ey3), ey3]),
+            which,
+        )  # (3B,)
+        joint, img, mask = per.view(3, b).mean(dim=1)
+        return {"loss": joint + img + mask, "joint": joint, "img_given_mask": img, "mask_given_img": mask}
+
+    t, ex, ey = randt(), randn_like(x0), randn_like(y0)
+    which = torch.randint(0, 3, (b,), generator=generator, device=dev).to(x0.device)
+    per = bjd_terms(denoiser, x0, y0, context, schedule, t, ex, ey, which)  # (B,)
+    out = {"loss": 3.0 * per.mean()}
+    for k, name in enumerate(TERM_NAMES):
+        sel = (which == k).to(per.dtype)
+        out[name] = (per * sel).sum() / sel.sum().clamp_min(1.0)
+    return out

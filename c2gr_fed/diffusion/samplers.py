@@ -1,0 +1,93 @@
+"""Joint sampling of (image, mask code) pairs with diffusers schedulers (C2GR: s = u at every step).
+
+Seeding is per sample, not per chunk: pair n of a call with `seed` draws its initial noise (and, for DDPM, its
+per-step noise) from its own CPU torch.Generator seeded from (seed, n). The result of a pair therefore does not
+depend on chunk_size or on how many pairs are requested (up to float round-off of batched convolutions), and
+is the same on CPU and CUDA up to the network's arithmetic.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+from torch import Tensor, nn
+
+from .schedule import NoiseSchedule
+
+SAMPLERS = ("ddpm", "ddim", "dpmsolver++")
+
+
+def make_scheduler(schedule: NoiseSchedule, sampler: str, steps: int):
+    """A fresh diffusers scheduler for `sampler` with `steps` reverse steps ('trailing' spacing: starts at T-1)."""
+    base = dict(schedule.to_diffusers_config(), timestep_spacing="trailing")
+    if sampler == "ddpm":
+        sched = DDPMScheduler(**base, clip_sample=True, clip_sample_range=1.0)
+    elif sampler == "ddim":
+        sched = DDIMScheduler(**base, clip_sample=True, clip_sample_range=1.0)
+    elif sampler == "dpmsolver++":
+        sched = DPMSolverMultistepScheduler(**base, algorithm_type="dpmsolver++", solver_order=2)
+    else:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    if not 1 <= steps <= schedule.num_timesteps:
+        raise ValueError(f"steps must lie in 1..{schedule.num_timesteps}, got {steps}")
+    sched.set_timesteps(steps)
+    return sched
+
+
+def sample_generator(seed: int, index: int) -> torch.Generator:
+    """The CPU generator of pair `index` for a call with `seed` (independent streams via numpy SeedSequence)."""
+    state = int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1, dtype=np.uint64)[0])
+    return torch.Generator(device="cpu").manual_seed(state)
+
+
+def sample_pairs(
+    denoiser: nn.Module,
+    context: Tensor,
+    image_size: int,
+    max_classes: int,
+    schedule: NoiseSchedule,
+    sampler: str = "ddim",
+    steps: int = 25,
+    seed: int = 0,
+    chunk_size: int = 64,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Synthesise N pairs, one per prompt in context (N, L, D).
+
+    Returns images (N, 3, S, S) in [-1, 1] and the raw mask code (N, K_max, S, S) (decode with decode_masks),
+    both float32 on context's device. Runs under no_grad in eval mode and restores the previous mode.
+    """
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    n = context.shape[0]
+    device = context.device
+    c = 3 + max_classes
+    images = torch.empty((n, 3, image_size, image_size), device=device)
+    codes = torch.empty((n, max_classes, image_size, image_size), device=device)
+    was_training = denoiser.training
+    denoiser.eval()
+    try:
+        with torch.no_grad():
+            for start in range(0, n, chunk_size):
+                stop = min(n, start + chunk_size)
+                gens = [sample_generator(seed, i) for i in range(start, stop)]
+                z = torch.cat([torch.randn((1, c, image_size, image_size), generator=g) for g in gens]).to(device)
+                sched = make_scheduler(schedule, sampler, steps)
+                ctx = context[start:stop]
+                for t in sched.timesteps:
+                    tt = torch.full((stop - start,), int(t), dtype=torch.long, device=device)
+                    eps_x, eps_y = denoiser(z[:, :3], z[:, 3:], tt, tt, ctx)
+                    eps = torch.cat([eps_x, eps_y], dim=1).to(z.dtype)  # (b, 3 + K_max, S, S)
+                    z = sched.step(eps, t, z, generator=gens).prev_sample
+                images[start:stop] = z[:, :3].clamp(-1.0, 1.0)
+                codes[start:stop] = z[:, 3:]
+                if progress is not None:
+                    progress(stop, n)
+    finally:
+        denoiser.train(was_training)
+    return images, codes
