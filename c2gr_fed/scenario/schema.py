@@ -118,6 +118,13 @@ class Folder2DSource(StrictModel):
     image_glob: str = "*"
     mask: MaskEncoding = Field(default_factory=MaskEncoding)
     image_channels: Literal["rgb", "grey", "as_is"] = "as_is"
+    channels: list[int] | None = Field(
+        None, min_length=1, max_length=3, description="image channels to keep, in order (1 or 3; multi-channel TIFF)"
+    )
+    intensity: Literal["auto", "uint8", "minmax", "percentile"] = Field(
+        "auto", description="scaling to [-1, 1]: auto = fixed for 8-bit images, per-image percentiles otherwise"
+    )
+    percentiles: tuple[float, float] = Field((0.5, 99.5), description="low/high percentiles for intensity=percentile")
     split: SplitRule = Field(default_factory=SplitRule)
     limit: int | None = Field(None, ge=1, description="use at most this many pairs (sorted by stem)")
 
@@ -133,6 +140,10 @@ class Nifti3DSource(StrictModel):
     mask: MaskEncoding = Field(default_factory=MaskEncoding)
     skip_empty_slices: bool = Field(False, description="drop slices whose label is all background")
     window: tuple[float, float] | None = Field(None, description="intensity window (low, high) before scaling")
+    intensity: Literal["auto", "minmax", "percentile"] = Field(
+        "auto", description="scaling to [-1, 1] per volume: auto = the window if given, else percentiles"
+    )
+    percentiles: tuple[float, float] = Field((0.5, 99.5), description="low/high percentiles for intensity=percentile")
     split: SplitRule = Field(default_factory=SplitRule)
 
 

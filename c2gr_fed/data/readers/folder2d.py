@@ -1,0 +1,173 @@
+"""2D image/mask folders (PNG, JPEG, BMP, TIFF), paired by file stem; the extensions may differ."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import DataError
+from ...scenario.schema import Folder2DSource
+from .preprocess import (
+    check_mask_classes,
+    encode_mask,
+    normalise_intensity,
+    resize_image,
+    resize_mask,
+    select_channels,
+    select_mask_channel,
+    to_three_channels,
+)
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+TIFF_EXTENSIONS = (".tif", ".tiff")
+
+
+@dataclass(frozen=True)
+class Pair:
+    stem: str
+    image: Path
+    mask: Path
+
+
+def _check_dir(folder: Path, what: str) -> None:
+    if not folder.exists():
+        raise DataError(f"{folder}: {what} folder not found")
+    if not folder.is_dir():
+        raise DataError(f"{folder}: {what} should be a folder, found a file")
+
+
+def list_files(folder: Path, what: str, extensions: tuple[str, ...], glob: str = "*") -> dict[str, Path]:
+    """stem -> path for every file in `folder` matching `glob`. Hidden files (".*") and subfolders are skipped;
+    any other file with an unsupported extension, or two files sharing a stem, is an error."""
+    _check_dir(folder, what)
+    found: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or path.is_dir():
+            continue
+        if not fnmatch.fnmatch(path.name, glob):
+            continue
+        ext = next((e for e in extensions if path.name.lower().endswith(e)), None)
+        if ext is None:
+            raise DataError(
+                f"{path}: unsupported file extension {''.join(path.suffixes) or '(none)'!r} in the {what} folder; "
+                f"supported: {', '.join(extensions)}"
+            )
+        stem = path.name[: -len(ext)]
+        if stem in found:
+            raise DataError(f"{path}: two {what} files share the stem {stem!r} ({found[stem].name} and {path.name})")
+        found[stem] = path
+    return found
+
+
+def match_pairs(images: dict[str, Path], masks: dict[str, Path], image_dir: Path, mask_dir: Path,
+                masks_may_be_extra: bool = False) -> list[Pair]:
+    """Pair by stem. An image without a mask (or a mask without an image) is an error naming the files."""
+    lonely_images = sorted(set(images) - set(masks))
+    if lonely_images:
+        names = ", ".join(images[s].name for s in lonely_images[:8])
+        more = f" ... ({len(lonely_images)} in all)" if len(lonely_images) > 8 else ""
+        raise DataError(f"{image_dir}: image(s) without a mask of the same stem in {mask_dir}: {names}{more}")
+    lonely_masks = sorted(set(masks) - set(images))
+    if lonely_masks and not masks_may_be_extra:
+        names = ", ".join(masks[s].name for s in lonely_masks[:8])
+        more = f" ... ({len(lonely_masks)} in all)" if len(lonely_masks) > 8 else ""
+        raise DataError(f"{mask_dir}: mask(s) without an image of the same stem in {image_dir}: {names}{more}")
+    if not images:
+        raise DataError(f"{image_dir}: no image files found (supported: {', '.join(IMAGE_EXTENSIONS)})")
+    return [Pair(s, images[s], masks[s]) for s in sorted(images)]
+
+
+def list_pairs(src: Folder2DSource, root: Path) -> list[Pair]:
+    """All (stem, image, mask) pairs of a folder source, sorted by stem, cut to `limit`."""
+    _check_dir(root, f"data root of source {src.root!r}")
+    image_dir, mask_dir = root / src.images, root / src.masks
+    images = list_files(image_dir, "image", IMAGE_EXTENSIONS, src.image_glob)
+    masks = list_files(mask_dir, "mask", IMAGE_EXTENSIONS)
+    pairs = match_pairs(images, masks, image_dir, mask_dir, masks_may_be_extra=src.image_glob != "*")
+    if src.limit is not None:
+        pairs = pairs[: src.limit]
+    return pairs
+
+
+def read_raster(path: Path) -> tuple[np.ndarray, bool]:
+    """Decode one 2D raster file -> (array (H, W) or (H, W, C), last channel is alpha)."""
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    ext = path.suffix.lower()
+    if ext not in IMAGE_EXTENSIONS:
+        raise DataError(f"{path}: unsupported file extension {ext!r}; supported: {', '.join(IMAGE_EXTENSIONS)}")
+    try:
+        if ext in TIFF_EXTENSIONS:
+            return _read_tiff(path), False
+        return _read_pil(path)
+    except DataError:
+        raise
+    except Exception as exc:  # decoders raise many different types for corrupt files
+        raise DataError(f"{path}: unreadable or corrupt {ext[1:].upper()} file ({type(exc).__name__}: {exc})") from None
+
+
+def _read_tiff(path: Path) -> np.ndarray:
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series[0]
+        arr = series.asarray()
+        axes = series.axes
+    arr = np.asarray(arr)
+    # drop singleton leading axes (e.g. a 1-page stack)
+    while arr.ndim > 2 and arr.shape[0] == 1 and len(axes) > 2:
+        arr, axes = arr[0], axes[1:]
+    if arr.ndim == 3 and axes.endswith("YX"):  # planar / channel-first storage -> channels last
+        arr = np.moveaxis(arr, 0, -1)
+    if arr.ndim not in (2, 3):
+        raise DataError(f"{path}: expected one 2D TIFF image (H, W[, C]); found shape {arr.shape} (axes {axes})")
+    return arr
+
+
+def _read_pil(path: Path) -> tuple[np.ndarray, bool]:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im.load()
+        mode = im.mode
+        if mode == "P":  # palette: the indices are the data (label masks are often palette PNGs)
+            return np.array(im), False
+        if mode == "1":
+            return np.array(im).astype(np.uint8) * 255, False
+        if mode in ("CMYK", "YCbCr", "HSV", "LAB", "PA", "RGBX", "RGBa", "La"):
+            im = im.convert("RGBA" if "A" in mode or "a" in mode else "RGB")
+            mode = im.mode
+        arr = np.array(im)
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8) * 255
+    return arr, mode in ("RGBA", "LA")
+
+
+def read_image(path: Path, src: Folder2DSource) -> np.ndarray:
+    """-> (H, W, 3) float32 in [-1, 1] at the original size."""
+    raw, alpha = read_raster(path)
+    arr = select_channels(raw, src.channels, str(path), alpha_last=alpha)
+    img = normalise_intensity(arr, src.intensity, str(path), percentiles=src.percentiles, source_dtype=raw.dtype)
+    return to_three_channels(img, src.image_channels)
+
+
+def read_mask(path: Path, src: Folder2DSource) -> np.ndarray:
+    """-> (H, W) int64 class indices at the original size."""
+    raw, _ = read_raster(path)
+    return encode_mask(select_mask_channel(raw, src.mask, str(path)), src.mask, str(path))
+
+
+def read_pair(pair: Pair, src: Folder2DSource, image_size: int, num_classes: int, task: str) -> tuple[np.ndarray, np.ndarray]:
+    """One pair -> image (3, S, S) float32 in [-1, 1], mask (S, S) int64 in 0..num_classes."""
+    img = read_image(pair.image, src)
+    mask = read_mask(pair.mask, src)
+    if img.shape[:2] != mask.shape:
+        raise DataError(
+            f"{pair.mask}: mask size {mask.shape[1]}x{mask.shape[0]} (WxH) does not match its image {pair.image.name} "
+            f"({img.shape[1]}x{img.shape[0]})"
+        )
+    check_mask_classes(mask, num_classes, str(pair.mask), task)
+    return resize_image(img, image_size), resize_mask(mask, image_size)

@@ -1,0 +1,80 @@
+"""3D NIfTI image and label volumes, paired by stem and cut into 2D slices along one axis."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import DataError
+from ...scenario.schema import Nifti3DSource
+from .folder2d import Pair, _check_dir, list_files, match_pairs
+from .preprocess import check_mask_classes, encode_mask, normalise_intensity, resize_image, resize_mask
+
+NIFTI_EXTENSIONS = (".nii.gz", ".nii")
+
+
+@dataclass(frozen=True)
+class Slice:
+    case_id: str  # "<volume stem>_s<index>"
+    image: np.ndarray  # (3, S, S) float32
+    mask: np.ndarray  # (S, S) int64
+
+
+def list_volume_pairs(src: Nifti3DSource, root: Path) -> list[Pair]:
+    """All (stem, image volume, label volume) pairs, sorted by stem."""
+    _check_dir(root, f"data root of source {src.root!r}")
+    image_dir, label_dir = root / src.images, root / src.labels
+    images = list_files(image_dir, "image volume", NIFTI_EXTENSIONS)
+    labels = list_files(label_dir, "label volume", NIFTI_EXTENSIONS)
+    return match_pairs(images, labels, image_dir, label_dir)
+
+
+def read_volume(path: Path) -> np.ndarray:
+    """Decode a NIfTI file -> 3D array (a trailing singleton 4th axis is dropped)."""
+    import nibabel as nib
+
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    try:
+        img = nib.load(str(path))
+        arr = np.asanyarray(img.dataobj)
+    except Exception as exc:
+        raise DataError(f"{path}: unreadable or corrupt NIfTI file ({type(exc).__name__}: {exc})") from None
+    while arr.ndim > 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.ndim != 3:
+        raise DataError(f"{path}: expected a 3D volume, got shape {arr.shape}")
+    return arr
+
+
+def read_volume_pair(
+    pair: Pair, src: Nifti3DSource, image_size: int, num_classes: int, task: str
+) -> list[Slice]:
+    """One volume pair -> its slices along src.axis (empty ones dropped only if skip_empty_slices)."""
+    vol = read_volume(pair.image)
+    lab = read_volume(pair.mask)
+    if vol.shape != lab.shape:
+        raise DataError(
+            f"{pair.mask}: label volume shape {tuple(lab.shape)} does not match its image volume "
+            f"{pair.image.name} shape {tuple(vol.shape)}"
+        )
+    if src.mask.value_map is None and src.mask.threshold is None and np.issubdtype(lab.dtype, np.floating):
+        lab = np.asarray(lab, dtype=np.float64)
+    flat = encode_mask(lab.reshape(lab.shape[0], -1), src.mask, str(pair.mask)).reshape(lab.shape)
+    check_mask_classes(flat, num_classes, str(pair.mask), task)
+    norm = normalise_intensity(
+        vol, src.intensity, str(pair.image), percentiles=src.percentiles, window=src.window, source_dtype=vol.dtype
+    )
+    norm = np.moveaxis(norm, src.axis, 0)
+    masks = np.moveaxis(flat, src.axis, 0)
+    out: list[Slice] = []
+    width = max(2, len(str(norm.shape[0] - 1)))
+    for k in range(norm.shape[0]):
+        m = masks[k]
+        if src.skip_empty_slices and not m.any():
+            continue
+        img = np.repeat(norm[k][:, :, None], 3, axis=2)
+        out.append(Slice(f"{pair.stem}_s{k:0{width}d}", resize_image(img, image_size), resize_mask(m, image_size)))
+    return out
