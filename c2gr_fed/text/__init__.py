@@ -1,0 +1,5 @@
+"""Frozen text encoders (offline): MiniLM by default, CLIP from a local directory."""
+
+from c2gr_fed.text.encoders import CLIPEncoder, MiniLMEncoder, TextEncoder, build_text_encoder
+
+__all__ = ["TextEncoder", "build_text_encoder", "MiniLMEncoder", "CLIPEncoder"]
