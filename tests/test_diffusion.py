@@ -1,0 +1,255 @@
+"""Mask code, schedule, NJD/BJD objectives and samplers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from diffusers import DDPMScheduler
+from torch import nn
+
+from c2gr_fed.diffusion import (
+    NoiseSchedule,
+    bjd_terms,
+    decode_masks,
+    encode_masks,
+    joint_diffusion_loss,
+    sample_pairs,
+)
+from c2gr_fed.models import JointDenoiser
+from c2gr_fed.scenario.schema import DiffusionConfig, UNetConfig
+
+torch.set_num_threads(2)
+K_MAX = 5
+
+
+# ------------------------------------------------------------------------------------------------ mask code
+
+
+@pytest.mark.parametrize("k", range(1, K_MAX + 1))
+def test_encode_decode_round_trip(k: int) -> None:
+    g = torch.Generator().manual_seed(k)
+    masks = torch.randint(0, k + 1, (3, 9, 7), generator=g)
+    code = encode_masks(masks, K_MAX)
+    assert code.shape == (3, K_MAX, 9, 7) and code.dtype == torch.float32
+    assert set(code.unique().tolist()) <= {-1.0, 1.0}
+    assert torch.equal(decode_masks(code, k), masks)
+    assert torch.equal(decode_masks(code, torch.full((3,), k)), masks)
+    # decode of a noisy code (|noise| < 1 keeps every sign) gives the same labels
+    noisy = code + (torch.rand(code.shape, generator=g) * 1.8 - 0.9)
+    assert torch.equal(decode_masks(noisy, k), masks)
+
+
+def test_code_is_fixed_per_label() -> None:
+    only_two = torch.full((1, 2, 2), 2)
+    mixed = torch.tensor([[[2, 0], [1, 3]]])
+    a, b = encode_masks(only_two, 3), encode_masks(mixed, 3)
+    assert torch.equal(a[0, :, 0, 0], torch.tensor([-1.0, 1.0, -1.0]))
+    assert torch.equal(a[0, :, 0, 0], b[0, :, 0, 0])  # never per-sample min-max
+    assert torch.equal(b[0, :, 0, 1], torch.tensor([-1.0, -1.0, -1.0]))  # background
+
+
+def test_decode_uses_each_samples_class_count() -> None:
+    code = -torch.ones(2, 3, 1, 1)
+    code[:, 2] = 1.0  # channel of class 3 positive
+    code[:, 0] = 0.5  # class 1 weaker
+    out = decode_masks(code, torch.tensor([3, 1]))
+    assert out[:, 0, 0].tolist() == [3, 1]  # a 1-class task never sees channel 3
+    code[1, 0] = -0.2
+    assert decode_masks(code, torch.tensor([3, 2]))[1, 0, 0] == 0
+
+
+def test_mask_code_errors() -> None:
+    with pytest.raises(ValueError, match="0..2"):
+        encode_masks(torch.tensor([[[3]]]), 2)
+    with pytest.raises(ValueError, match="num_classes"):
+        decode_masks(torch.zeros(1, 2, 1, 1), 3)
+
+
+# ------------------------------------------------------------------------------------------------ schedule
+
+
+@pytest.mark.parametrize("beta_schedule", ["linear", "scaled_linear", "squaredcos_cap_v2"])
+def test_schedule_matches_diffusers(beta_schedule: str) -> None:
+    s = NoiseSchedule(DiffusionConfig(timesteps=100, beta_schedule=beta_schedule))
+    ref = DDPMScheduler(num_train_timesteps=100, beta_schedule=beta_schedule)
+    x0, noise = torch.randn(4, 2, 3, 3), torch.randn(4, 2, 3, 3)
+    t = torch.tensor([0, 5, 50, 99])
+    assert torch.allclose(s.add_noise(x0, noise, t), ref.add_noise(x0, noise, t), atol=1e-6)
+    assert s.to_diffusers_config()["num_train_timesteps"] == 100
+    assert set(dict(s.named_buffers())) == {"betas", "alphas_cumprod"}
+
+
+# ------------------------------------------------------------------------------------------------ objectives
+
+
+class OracleDenoiser(nn.Module):
+    """Knows the clean batch: predicts the exact noise of a noised part and garbage (1e3) for a clean part.
+
+    Records every call. A loss that scores only noised parts is therefore exactly ~0.
+    """
+
+    def __init__(self, x0: torch.Tensor, y0: torch.Tensor, schedule: NoiseSchedule) -> None:
+        super().__init__()
+        self.x0, self.y0, self.schedule = x0, y0, schedule
+        self.calls: list[tuple[torch.Tensor, ...]] = []
+
+    def _eps(self, z: torch.Tensor, z0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        reps = z.shape[0] // z0.shape[0]
+        z0 = z0.repeat(reps, *([1] * (z0.dim() - 1)))
+        a = self.schedule.alphas_cumprod[t].view(-1, 1, 1, 1)
+        eps = (z - a.sqrt() * z0) / (1 - a).sqrt()
+        clean = (z == z0).flatten(1).all(1)[:, None, None, None]
+        return torch.where(clean, torch.full_like(eps, 1e3), eps)
+
+    def forward(self, x, y, t_x, t_y, context):
+        self.calls.append((x, y, t_x, t_y, context))
+        return self._eps(x, self.x0, t_x), self._eps(y, self.y0, t_y)
+
+
+class AffineDenoiser(nn.Module):
+    """A deterministic per-sample function of all inputs (so the loss depends on t, noise and the term)."""
+
+    def forward(self, x, y, t_x, t_y, context):
+        sx = (t_x.float() / 1000)[:, None, None, None]
+        sy = (t_y.float() / 1000)[:, None, None, None]
+        c = context.mean(dim=(1, 2))[:, None, None, None]
+        return 0.7 * x + 0.3 * y.mean(1, keepdim=True) + sx + c, 0.5 * y - 0.2 * x.mean(1, keepdim=True) + sy
+
+
+def _batch(b: int = 4, k: int = 3, s: int = 8, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    x0 = torch.rand(b, 3, s, s, generator=g) * 2 - 1
+    y0 = encode_masks(torch.randint(0, k + 1, (b, s, s), generator=g), k)
+    ctx = torch.randn(b, 2, 4, generator=g)
+    return x0, y0, ctx
+
+
+def test_oracle_scores_zero_so_only_noised_parts_count() -> None:
+    sched = NoiseSchedule(DiffusionConfig(timesteps=1000))
+    x0, y0, ctx = _batch()
+    den = OracleDenoiser(x0, y0, sched)
+    out = joint_diffusion_loss(den, x0, y0, ctx, sched, "bjd", "full", torch.Generator().manual_seed(1))
+    for name in ("loss", "joint", "img_given_mask", "mask_given_img"):
+        assert out[name].item() < 1e-6, name  # the 1e3 garbage of clean parts never enters a term
+    out = joint_diffusion_loss(den, x0, y0, ctx, sched, "bjd", "stochastic", torch.Generator().manual_seed(1))
+    assert out["loss"].item() < 1e-6
+
+
+def test_bjd_is_njd_plus_conditional_terms_exactly() -> None:
+    sched = NoiseSchedule(DiffusionConfig(timesteps=1000))
+    x0, y0, ctx = _batch()
+    b = x0.shape[0]
+    den = OracleDenoiser(x0, y0, sched)
+    affine = AffineDenoiser()
+
+    def recording_affine(x, y, t_x, t_y, c):
+        den.calls.append((x, y, t_x, t_y, c))
+        return affine(x, y, t_x, t_y, c)
+
+    den.forward = recording_affine  # type: ignore[method-assign]
+    njd = joint_diffusion_loss(den, x0, y0, ctx, sched, "njd", generator=torch.Generator().manual_seed(7))
+    den.calls.clear()
+    bjd = joint_diffusion_loss(den, x0, y0, ctx, sched, "bjd", "full", torch.Generator().manual_seed(7))
+    assert torch.equal(njd["joint"], bjd["joint"]) and njd["loss"] == njd["joint"]
+    assert njd["img_given_mask"] == 0 and njd["mask_given_img"] == 0
+    assert torch.equal(bjd["loss"], bjd["joint"] + bjd["img_given_mask"] + bjd["mask_given_img"])
+
+    # replay the documented draw order and recompute each conditional term by hand
+    g = torch.Generator().manual_seed(7)
+    t1 = torch.randint(0, 1000, (b,), generator=g)
+    ex1, ey1 = torch.randn(x0.shape, generator=g), torch.randn(y0.shape, generator=g)
+    t2, ex2 = torch.randint(0, 1000, (b,), generator=g), torch.randn(x0.shape, generator=g)
+    t3, ey3 = torch.randint(0, 1000, (b,), generator=g), torch.randn(y0.shape, generator=g)
+    zero = torch.zeros(b, dtype=torch.long)
+    x_t2 = sched.add_noise(x0, ex2, t2)
+    y_t3 = sched.add_noise(y0, ey3, t3)
+    img = (affine(x_t2, y0, t2, zero, ctx)[0] - ex2).square().mean()
+    mask = (affine(x0, y_t3, zero, t3, ctx)[1] - ey3).square().mean()
+    ex_j, ey_j = affine(sched.add_noise(x0, ex1, t1), sched.add_noise(y0, ey1, t1), t1, t1, ctx)
+    joint = torch.cat([(ex_j - ex1).flatten(1), (ey_j - ey1).flatten(1)], 1).square().mean()
+    assert torch.allclose(bjd["img_given_mask"], img, rtol=1e-5)
+    assert torch.allclose(bjd["mask_given_img"], mask, rtol=1e-5)
+    assert torch.allclose(bjd["joint"], joint, rtol=1e-5)
+
+    # the conditional parts receive the clean side with timestep 0
+    (x, y, t_x, t_y, _), = den.calls
+    assert torch.equal(y[b : 2 * b], y0) and torch.equal(t_y[b : 2 * b], zero) and torch.equal(t_x[b : 2 * b], t2)
+    assert torch.equal(x[2 * b :], x0) and torch.equal(t_x[2 * b :], zero) and torch.equal(t_y[2 * b :], t3)
+    assert torch.equal(t_x[:b], t1) and torch.equal(t_y[:b], t1)
+
+
+def test_stochastic_estimator_enumeration_and_expectation() -> None:
+    sched = NoiseSchedule(DiffusionConfig(timesteps=1000))
+    affine = AffineDenoiser()
+    x0, y0, ctx = _batch(b=6)
+    # exact: the stochastic loss is 3 x the mean of the drawn per-sample terms (replayed draw order)
+    out = joint_diffusion_loss(affine, x0, y0, ctx, sched, "bjd", "stochastic", torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)
+    t = torch.randint(0, 1000, (6,), generator=g)
+    ex, ey = torch.randn(x0.shape, generator=g), torch.randn(y0.shape, generator=g)
+    which = torch.randint(0, 3, (6,), generator=g)
+    per = bjd_terms(affine, x0, y0, ctx, sched, t, ex, ey, which)
+    assert torch.allclose(out["loss"], 3 * per.mean())
+    # enumeration: averaging 3 x term over the three equally likely choices gives the sum of the three terms
+    per_k = [bjd_terms(affine, x0, y0, ctx, sched, t, ex, ey, torch.full((6,), k)) for k in range(3)]
+    assert torch.allclose(sum(3 * p.mean() for p in per_k) / 3, sum(p.mean() for p in per_k))
+    # statistically: same expectation as the full estimator
+    x0, y0, ctx = _batch(b=4000, s=4, seed=1)
+    full = joint_diffusion_loss(affine, x0, y0, ctx, sched, "bjd", "full", torch.Generator().manual_seed(0))
+    stoch = joint_diffusion_loss(affine, x0, y0, ctx, sched, "bjd", "stochastic", torch.Generator().manual_seed(1))
+    assert abs(stoch["loss"].item() - full["loss"].item()) < 0.03 * full["loss"].item()
+
+
+def test_loss_errors_and_real_denoiser_backward() -> None:
+    sched = NoiseSchedule(DiffusionConfig(timesteps=100))
+    x0, y0, ctx = _batch(b=2, s=16)
+    den = JointDenoiser(UNetConfig(channels=[8, 16], attention_levels=[1], heads=2, groups=4), 3, 4)
+    with pytest.raises(ValueError, match="objective"):
+        joint_diffusion_loss(den, x0, y0, ctx, sched, "xjd")
+    with pytest.raises(ValueError, match="estimator"):
+        joint_diffusion_loss(den, x0, y0, ctx, sched, "bjd", "half")
+    for est in ("full", "stochastic"):
+        out = joint_diffusion_loss(den, x0, y0, ctx, sched, "bjd", est)
+        out["loss"].backward()
+        assert torch.isfinite(out["loss"])
+    assert den.unet.out_conv.weight.grad.abs().sum() > 0
+
+
+# ------------------------------------------------------------------------------------------------ samplers
+
+
+def _tiny_denoiser() -> JointDenoiser:
+    torch.manual_seed(0)
+    den = JointDenoiser(UNetConfig(channels=[8, 16], attention_levels=[1], heads=2, groups=4), 2, 4)
+    nn.init.normal_(den.unet.out_conv.weight, std=0.05)
+    return den
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpmsolver++"])
+def test_sampler_repeatable_and_chunk_invariant(sampler: str) -> None:
+    den = _tiny_denoiser()
+    sched = NoiseSchedule(DiffusionConfig(timesteps=1000))
+    ctx = torch.randn(8, 2, 4)
+    seen: list[tuple[int, int]] = []
+    kw = dict(image_size=16, max_classes=2, schedule=sched, sampler=sampler, steps=4)
+    a_img, a_code = sample_pairs(den, ctx, seed=5, chunk_size=3, progress=lambda d, n: seen.append((d, n)), **kw)
+    assert seen == [(3, 8), (6, 8), (8, 8)]
+    assert den.training  # train mode restored
+    assert a_img.shape == (8, 3, 16, 16) and a_code.shape == (8, 2, 16, 16)
+    assert a_img.abs().max() <= 1.0 and torch.isfinite(a_code).all()
+    b_img, b_code = sample_pairs(den, ctx, seed=5, chunk_size=3, **kw)
+    assert torch.equal(a_img, b_img) and torch.equal(a_code, b_code)
+    c_img, _ = sample_pairs(den, ctx, seed=6, chunk_size=3, **kw)
+    assert not torch.allclose(a_img, c_img)
+    # per-sample seeding: chunking changes only batched-convolution round-off
+    d_img, d_code = sample_pairs(den, ctx, seed=5, chunk_size=7, **kw)
+    assert torch.allclose(a_img, d_img, atol=1e-4, rtol=1e-4)
+    assert torch.allclose(a_code, d_code, atol=1e-4, rtol=1e-4)
+    # and the first pairs do not depend on how many are requested
+    e_img, _ = sample_pairs(den, ctx[:3], seed=5, chunk_size=3, **kw)
+    assert torch.equal(e_img, a_img[:3])
+
+
+def test_sampler_rejects_unknown_name() -> None:
+    with pytest.raises(ValueError, match="sampler"):
+        sample_pairs(_tiny_denoiser(), torch.randn(1, 2, 4), 16, 2, NoiseSchedule(), sampler="euler")
