@@ -1,0 +1,228 @@
+"""The coordinator's round loop: discover departments, hand the learner to each task's department in arrival
+order, have every department evaluate, fill the train-test matrix, checkpoint after every round.
+
+No image, mask or synthetic sample is ever in a message: only model arrays, the prompt pool's task
+descriptors, instructions and numbers, all checked against the declared schema and logged.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import Any
+
+from flwr.app import ConfigRecord, Message, RecordDict
+from flwr.serverapp import Grid
+
+from ..errors import FederationError, PrivacyViolation, RunDirError
+from ..learning import LearnerState, build_state
+from ..metrics import TrainTestMatrix, stream_metrics
+from ..privacy import TransferLog
+from ..prompts import PromptPool
+from ..runs.checkpoint import Checkpoint, atomic_write_text, load_checkpoint, save_checkpoint
+from ..runs.layout import RunDir
+from ..scenario import Scenario
+from .department import PROTOCOL, schema_of
+from .guarded_grid import GuardedGrid
+from .records import arrays_from_content, pool_record, state_records
+from .settings import AppSettings, scenario_of, scenario_sha
+
+
+class Coordinator:
+    def __init__(self, settings: AppSettings, grid: Grid) -> None:
+        self.settings = settings
+        self.scenario: Scenario = scenario_of(settings)
+        self.sha = scenario_sha(self.scenario)
+        self.run = RunDir(__import__("pathlib").Path(settings.run_dir)).ensure()
+        self.grid = grid
+        self.node_of: dict[str, int] = {}
+        self.dept_of: dict[int, str] = {}
+        self.excluded: set[str] = set()
+
+    # ------------------------------------------------------------------ events for the CLI
+
+    def emit(self, kind: str, **data: Any) -> None:
+        if self.settings.events is not None:
+            self.settings.events(kind, data)
+
+    # ------------------------------------------------------------------ discovery
+
+    def _department_of_node(self, node: int) -> str:
+        return self.dept_of.get(node, f"node-{node}")
+
+    def discover(self, guarded: GuardedGrid, timeout: float = 120.0) -> None:
+        expected = len(self.scenario.departments)
+        t0 = time.monotonic()
+        nodes: list[int] = []
+        while time.monotonic() - t0 < timeout:
+            nodes = list(self.grid.get_node_ids())
+            if len(nodes) >= expected:
+                break
+            time.sleep(0.5)
+        if len(nodes) < expected:
+            raise FederationError(f"only {len(nodes)} of {expected} department nodes connected within {timeout:.0f} s")
+        msgs = [Message(RecordDict({"discover": ConfigRecord({"protocol": PROTOCOL, "scenario_sha": self.sha})}),
+                        dst_node_id=n, message_type="query.discover", group_id="discover") for n in nodes]
+        replies, refused = guarded.send_and_receive(msgs, round_index=-1, timeout=timeout)
+        if refused:
+            raise PrivacyViolation(str(refused[0]))
+        for r in replies:
+            if r.has_error():
+                raise FederationError(f"node {r.metadata.src_node_id} failed discovery: {str(r.error.reason)[-400:]}")
+            ident = r.content.config_records["identity"]
+            dept = str(ident["department"])
+            if str(ident["scenario_sha"]) != self.sha:
+                raise FederationError(f"department {dept!r} runs a different scenario ({str(ident['scenario_sha'])[:12]} "
+                                      f"vs the coordinator's {self.sha[:12]})")
+            if dept in self.node_of:
+                raise FederationError(f"two nodes claim department {dept!r}")
+            self.node_of[dept] = r.metadata.src_node_id
+            self.dept_of[r.metadata.src_node_id] = dept
+        missing = [d.name for d in self.scenario.departments if d.name not in self.node_of]
+        if missing:
+            raise FederationError(f"departments did not answer discovery: {missing}")
+        self.emit("discovered", departments=sorted(self.node_of))
+
+    # ------------------------------------------------------------------ the loop
+
+    def run_stream(self) -> dict[str, Any]:
+        sc = self.scenario
+        stream = sc.stream()
+        names = [t.name for t in stream]
+        schema = schema_of(sc)
+        log = TransferLog(self.run.transfers)
+        state = build_state(sc)
+        matrix = TrainTestMatrix(names)
+        start = 0
+        ck = load_checkpoint(self.run.checkpoints)
+        if ck is not None:
+            if not self.settings.resume:
+                raise RunDirError(f"{self.run.root} already holds a run (round {ck.completed_rounds} done): "
+                                  "use --resume to continue it or choose a new --out")
+            if ck.scenario_sha != self.sha:
+                raise RunDirError(f"{self.run.root} was made by a different scenario ({ck.scenario_sha[:12]}, now "
+                                  f"{self.sha[:12]}): resume with the scenario.yaml stored in that directory")
+            state.load_arrays(ck.arrays)
+            state.pool = PromptPool.from_wire(ck.pool)
+            matrix = TrainTestMatrix.from_json(ck.matrix)
+            start = ck.completed_rounds
+            log.truncate_to(ck.log_position)
+            self._truncate_rounds(start)
+            self.emit("resumed", completed_rounds=start)
+        elif self.settings.resume and log.position:
+            log.truncate_to(0)
+        guarded = GuardedGrid(self.grid, schema, log, self._department_of_node)
+        self.discover(guarded)
+
+        for r in range(start, len(stream)):
+            task = stream[r]
+            dept = sc.department_of(task.name)
+            self.emit("round_start", round=r, task=task.name, department=dept, total=len(stream))
+            t0 = time.perf_counter()
+            metrics = self._train(guarded, state, r, task.name, dept)
+            if metrics is None:  # department excluded
+                continue
+            dice = self._evaluate(guarded, state, r)
+            for on, v in dice.items():
+                matrix.set(task.name, on, v)
+            atomic_write_text(self.run.rounds, self._rounds_text(r, task.name, dept, metrics, time.perf_counter() - t0))
+            save_checkpoint(self.run.checkpoints, Checkpoint(r + 1, state.arrays(), state.pool.to_wire(),
+                                                             matrix.to_json(), log.position, self.sha,
+                                                             {"excluded": sorted(self.excluded)}))
+            self._write_matrix(matrix, upto=r)
+            self.emit("round_end", round=r, task=task.name, department=dept, metrics=metrics,
+                      row={k: matrix.get(r, j) for j, k in enumerate(names)}, seconds=time.perf_counter() - t0)
+        summary = self._write_matrix(matrix, upto=len(stream) - 1)
+        self.emit("finished", summary=summary)
+        return summary
+
+    # ------------------------------------------------------------------ pieces
+
+    def _train(self, guarded: GuardedGrid, state: LearnerState, r: int, task: str, dept: str) -> dict[str, float] | None:
+        fed = self.scenario.federation
+        content = RecordDict({**state_records(state), "pool": pool_record(state.pool),
+                              "train": ConfigRecord({"round": r, "task": task, "scenario_sha": self.sha,
+                                                     "seed": self.scenario.seed})})
+        last_error = ""
+        for attempt in range(fed.retries + 1):
+            if attempt:
+                wait = fed.retry_backoff_s * (2 ** (attempt - 1))
+                self.emit("retry", round=r, department=dept, attempt=attempt, wait=wait, error=last_error[-300:])
+                time.sleep(wait)
+            msg = Message(content, dst_node_id=self.node_of[dept], message_type="train", group_id=str(r))
+            replies, refused = guarded.send_and_receive([msg], round_index=r, timeout=fed.round_timeout_s)
+            if refused:
+                if fed.on_bad_reply == "exclude":
+                    self.excluded.add(dept)
+                    self.emit("excluded", round=r, department=dept, reason=str(refused[0]))
+                    return None
+                raise PrivacyViolation(str(refused[0]))
+            if not replies:
+                last_error = f"no reply within {fed.round_timeout_s:.0f} s"
+                continue
+            reply = replies[0]
+            if reply.has_error():
+                last_error = str(reply.error.reason)
+                continue
+            state.load_arrays(arrays_from_content(reply.content))
+            state.pool = PromptPool.from_wire(dict(reply.content.config_records["pool"]))
+            if task not in state.pool.names:
+                raise FederationError(f"department {dept!r}, round {r}: the returned pool does not contain {task!r}")
+            return {k: float(v) for k, v in reply.content.metric_records["round_metrics"].items()}
+        raise FederationError(f"department {dept!r} failed to train task {task!r} in round {r} after "
+                              f"{fed.retries + 1} attempt(s): {last_error.strip().splitlines()[-1] if last_error.strip() else last_error}")
+
+    def _evaluate(self, guarded: GuardedGrid, state: LearnerState, r: int) -> dict[str, float]:
+        records = state_records(state, include=("segmentor", "prompts"))
+        depts = [d.name for d in self.scenario.departments if d.name not in self.excluded]
+        msgs = [Message(RecordDict({**records, "pool": pool_record(state.pool),
+                                    "evaluate": ConfigRecord({"round": r, "scenario_sha": self.sha})}),
+                        dst_node_id=self.node_of[d], message_type="evaluate", group_id=str(r)) for d in depts]
+        self.emit("evaluate_start", round=r, departments=len(msgs))
+        replies, refused = guarded.send_and_receive(msgs, round_index=r, timeout=self.scenario.federation.evaluate_timeout_s)
+        for ref in refused:
+            self.emit("evaluate_refused", round=r, department=ref.department, reason=str(ref))
+        out: dict[str, float] = {}
+        for rep in replies:
+            if rep.has_error():
+                self.emit("evaluate_failed", round=r, department=self.dept_of.get(rep.metadata.src_node_id),
+                          error=str(rep.error.reason)[-300:])
+                continue
+            for k, v in rep.content.metric_records["dice"].items():
+                if "/" not in k:
+                    out[k] = float(v)
+        return out  # tasks absent here stay NaN (missing, never zero)
+
+    def _truncate_rounds(self, completed: int) -> None:
+        if not self.run.rounds.exists():
+            return
+        lines = [ln for ln in self.run.rounds.read_text().splitlines() if ln.strip()]
+        keep = [ln for ln in lines if json.loads(ln)["round"] < completed]
+        atomic_write_text(self.run.rounds, "".join(ln + "\n" for ln in keep))
+
+    def _rounds_text(self, r: int, task: str, dept: str, metrics: dict[str, float], seconds: float) -> str:
+        old = self.run.rounds.read_text() if self.run.rounds.exists() else ""
+        row = {"round": r, "task": task, "department": dept, "wall_s": round(seconds, 3), **metrics}
+        return old + json.dumps(row) + "\n"
+
+    def _write_matrix(self, matrix: TrainTestMatrix, upto: int) -> dict[str, Any]:
+        atomic_write_text(self.run.matrix_csv, matrix.to_csv())
+        atomic_write_text(self.run.matrix_json, json.dumps(matrix.to_json(), indent=1))
+        summary = stream_metrics(matrix, upto=upto)
+        summary.update({"scenario": self.scenario.name, "method": self.scenario.method,
+                        "completed_rounds": upto + 1, "total_rounds": len(matrix.tasks),
+                        "excluded_departments": sorted(self.excluded),
+                        "breaks_data_locality": state_breaks_locality(self.scenario)})
+        atomic_write_text(self.run.summary, json.dumps(summary, indent=2, allow_nan=False))
+        return summary
+
+
+def state_breaks_locality(scenario: Scenario) -> bool:
+    from ..learning import method_spec
+
+    return method_spec(scenario.method).breaks_locality
+
+
+def nan_to_none(x: float) -> float | None:
+    return None if math.isnan(x) else x

@@ -1,0 +1,162 @@
+"""Department side of the wire: unpack a message, call c2gr_fed, pack the reply.
+
+Only this department's data is ever loaded here. Incoming messages are checked against the declared
+schema before use (the department guards itself too). Replay previews stay in the department's own folder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from functools import lru_cache
+from pathlib import Path
+
+from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
+
+from ..data.loading import load_task
+from ..data.types import TaskData
+from ..errors import FederationError, PrivacyViolation
+from ..learning import build_state, evaluate_task, run_round, wire_schema
+from ..privacy import WireSchema
+from ..scenario import Scenario
+from .records import describe, load_state_from_content, pool_record, state_records
+from .settings import AppSettings, scenario_of, scenario_sha
+
+PROTOCOL = 1
+
+
+@lru_cache(maxsize=4)
+def _schema_for(sha: str, scenario_json: str) -> WireSchema:
+    from ..scenario import validate_scenario
+
+    sc = validate_scenario(json.loads(scenario_json))
+    return build_wire_schema(sc)
+
+
+def build_wire_schema(scenario: Scenario) -> WireSchema:
+    return WireSchema(
+        arrays=wire_schema(scenario),
+        task_names=[t.name for t in scenario.stream()],
+        department_tasks={d.name: [t.name for t in d.tasks] for d in scenario.departments},
+        max_classes=scenario.model.max_classes,
+    )
+
+
+def schema_of(scenario: Scenario) -> WireSchema:
+    return _schema_for(scenario_sha(scenario), json.dumps(scenario.model_dump(mode="json")))
+
+
+def department_name(settings: AppSettings, scenario: Scenario, context: Context) -> str:
+    if settings.department:
+        scenario.department(settings.department)  # raises with the list of departments
+        return settings.department
+    if "department" in context.node_config:
+        return str(context.node_config["department"])
+    pid = int(context.node_config.get("partition-id", -1))
+    if not 0 <= pid < len(scenario.departments):
+        raise FederationError(f"node has partition-id {pid} but the scenario has {len(scenario.departments)} departments")
+    return scenario.departments[pid].name
+
+
+def _check_incoming(msg: Message, scenario: Scenario, dept: str) -> None:
+    problems = schema_of(scenario).check(describe(msg), reply=False, department=dept)
+    if problems:
+        raise PrivacyViolation(f"department {dept!r} refused an incoming {msg.metadata.message_type}: "
+                               + "; ".join(map(str, problems[:3])))
+
+
+def _check_sha(scenario: Scenario, cfg: ConfigRecord, dept: str) -> None:
+    theirs = str(cfg.get("scenario_sha", ""))
+    ours = scenario_sha(scenario)
+    if theirs != ours:
+        raise FederationError(f"department {dept!r}: the coordinator runs scenario {theirs[:12]} but this node has "
+                              f"{ours[:12]}: both must use the same resolved scenario")
+
+
+def _data_root(settings: AppSettings) -> Path | None:
+    from ..data.loading import default_data_root
+
+    return Path(settings.data_root) if settings.data_root else default_data_root()
+
+
+def _progress_writer(settings: AppSettings, dept: str, round_index: int, task: str):
+    if not settings.progress_dir:
+        return None
+    path = Path(settings.progress_dir) / f"{dept}.json"
+    last = [0.0]
+
+    def write(stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] < 0.25 and done < total:
+            return
+        last[0] = now
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"round": round_index, "task": task, "stage": stage, "done": done, "total": total}))
+        tmp.replace(path)
+
+    return write
+
+
+def handle_discover(settings: AppSettings, msg: Message, context: Context) -> Message:
+    scenario = scenario_of(settings)
+    dept = department_name(settings, scenario, context)
+    return Message(RecordDict({"identity": ConfigRecord({"department": dept, "scenario_sha": scenario_sha(scenario)})}),
+                   reply_to=msg)
+
+
+def handle_train(settings: AppSettings, msg: Message, context: Context) -> Message:
+    scenario = scenario_of(settings)
+    dept = department_name(settings, scenario, context)
+    _check_incoming(msg, scenario, dept)
+    cfg = msg.content.config_records["train"]
+    _check_sha(scenario, cfg, dept)
+    task_name, round_index = str(cfg["task"]), int(cfg["round"])
+    own = {t.name: t for t in scenario.department(dept).tasks}
+    if task_name not in own:
+        raise FederationError(f"department {dept!r} was asked to train task {task_name!r}, which it does not hold "
+                              f"(its tasks: {sorted(own)})")
+    task = own[task_name]
+    state = build_state(scenario)
+    load_state_from_content(state, msg.content)
+    train = load_task(scenario, task, "train", _data_root(settings))
+    past = None
+    if state.method.breaks_locality:  # `joint` reference bound: all real data in one place, by design
+        past = [(t, load_task(scenario, t, "train", _data_root(settings))) for t in scenario.stream() if t.name != task_name]
+    result = run_round(state, task, train, scenario, round_index,
+                       progress=_progress_writer(settings, dept, round_index, task_name), past_data=past)
+    if result.replay_preview is not None:
+        _save_replay_preview(settings, dept, round_index, result.replay_preview, scenario)
+    content = RecordDict({**state_records(state), "pool": pool_record(state.pool),
+                          "round_metrics": MetricRecord({k: float(v) for k, v in result.metrics.items()})})
+    return Message(content, reply_to=msg)
+
+
+def handle_evaluate(settings: AppSettings, msg: Message, context: Context) -> Message:
+    scenario = scenario_of(settings)
+    dept = department_name(settings, scenario, context)
+    _check_incoming(msg, scenario, dept)
+    _check_sha(scenario, msg.content.config_records["evaluate"], dept)
+    state = build_state(scenario)
+    load_state_from_content(state, msg.content, partial=True)
+    metrics: dict[str, float] = {}
+    for task in scenario.department(dept).tasks:
+        test: TaskData = load_task(scenario, task, "test", _data_root(settings))
+        res = evaluate_task(state, task, test, scenario)
+        if not math.isnan(res["dice"]):
+            metrics[task.name] = float(res["dice"])
+        for k, v in enumerate(res["dice_per_class"], 1):
+            if not math.isnan(v):
+                metrics[f"{task.name}/class{k}"] = float(v)
+    return Message(RecordDict({"dice": MetricRecord(metrics)}), reply_to=msg)
+
+
+def _save_replay_preview(settings: AppSettings, dept: str, round_index: int, preview, scenario: Scenario) -> None:
+    """The replay grid stays in the department's own folder; only its existence is known outside."""
+    try:
+        from ..reporting.figures import replay_grid
+
+        out = Path(settings.run_dir) / "departments" / dept / f"replay_round_{round_index:03d}.png"
+        replay_grid(preview, scenario, out, title=f"{dept}: replay synthesised in round {round_index}")
+    except Exception as exc:  # a figure must never fail a round
+        print(f"[{dept}] replay preview not written: {exc}")

@@ -1,0 +1,50 @@
+"""The learning methods behind one round interface, described by what they use.
+
+A method is a small record, not a class hierarchy: the round reads which prompt module, which diffusion
+objective, what replay and which regulariser it needs. `joint` is a reference bound that breaks data locality.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ..errors import ScenarioError
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    prompt_kind: Literal["rups", "plain"]
+    replay: Literal["none", "pairs", "images"]
+    """pairs: C2GR image-mask replay; images: GR (masks from the previous segmentor); none: no replay."""
+    objective: Literal["bjd", "njd"] | None
+    """diffusion objective of the generator, None when the method trains no generator."""
+    regulariser: Literal["none", "ewc", "lwf"] = "none"
+    breaks_locality: bool = False
+    summary: str = ""
+
+    @property
+    def trains_generator(self) -> bool:
+        return self.objective is not None
+
+
+METHOD_SPECS: dict[str, MethodSpec] = {
+    "c2gr": MethodSpec("c2gr", "rups", "pairs", "bjd", summary="C2GR: BJD image-mask replay + RUPS unified prompt (the paper)"),
+    "c2gr-njd": MethodSpec("c2gr-njd", "rups", "pairs", "njd", summary="C2GR w/o BJD: naive joint diffusion"),
+    "c2gr-norups": MethodSpec("c2gr-norups", "plain", "pairs", "bjd", summary="C2GR w/o RUPS: plain text prompts, separate projections"),
+    "finetune": MethodSpec("finetune", "rups", "none", None, summary="FineTune: current task only"),
+    "ewc": MethodSpec("ewc", "rups", "none", None, regulariser="ewc", summary="EWC on the segmentor"),
+    "lwf": MethodSpec("lwf", "rups", "none", None, regulariser="lwf", summary="LwF: distil the previous segmentor on current images"),
+    "gr": MethodSpec("gr", "rups", "images", "njd", summary="GR: image-only replay, masks from the previous segmentor"),
+    "joint": MethodSpec("joint", "rups", "none", None, breaks_locality=True,
+                        summary="JointTrain: all tasks' real data together (reference bound, BREAKS DATA LOCALITY)"),
+    "individual": MethodSpec("individual", "rups", "none", None, summary="IndividualTrain: one segmentor per task (reference)"),
+}
+
+
+def method_spec(name: str) -> MethodSpec:
+    try:
+        return METHOD_SPECS[name]
+    except KeyError:
+        raise ScenarioError(f"unknown method {name!r}; methods: {', '.join(METHOD_SPECS)}") from None

@@ -1,0 +1,292 @@
+"""One learning round at one department: the whole of C2GR's Eq. 7-9 in one readable function.
+
+    1. synthesise replay pairs for every earlier task with the received denoiser and the earlier prompts;
+    2. add the current task to the prompt pool and compute its prompt;
+    3. train segmentor, denoiser and prompt graph jointly on current data + replay with L_seg + L_BJD.
+
+Baselines use the same function: a `MethodSpec` says which replay, objective and regulariser apply.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from ..data.types import TaskData
+from ..diffusion import decode_masks, encode_masks, joint_diffusion_loss, sample_pairs
+from ..errors import NumericalFault
+from ..models import predict_masks, segmentation_loss
+from ..prompts import TaskDescriptor, embed_pool
+from ..scenario import Scenario, TaskSpec
+from ..text import build_text_encoder
+from .device import autocast, pick_device
+from .regularisers import ewc_penalty, update_ewc
+from .replay import ReplaySet, synthesise_replay
+from .state import LearnerState
+
+Progress = Callable[[str, int, int], None]
+"""progress(stage, done, total): stage is "replay" or "train"."""
+
+
+@dataclass
+class RoundResult:
+    """Round metrics (numbers only: these are what may leave the department) and a local replay preview."""
+
+    metrics: dict[str, float]
+    replay_preview: ReplaySet | None = None
+    """A few replay pairs per earlier task for the department's own figures. Never sent over the wire."""
+    loss_history: list[dict[str, float]] = field(default_factory=list)
+
+
+def _augment(images: torch.Tensor, masks: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random flips and 90-degree rotations applied identically to images (B,3,H,W) and masks (B,H,W).
+
+    Exact for label maps (no interpolation), unlike angle rotations with bilinear resampling.
+    """
+    k = int(torch.randint(0, 4, (1,), generator=gen))
+    flip = bool(torch.randint(0, 2, (1,), generator=gen))
+    if flip:
+        images, masks = images.flip(-1), masks.flip(-1)
+    if k:
+        images, masks = torch.rot90(images, k, (-2, -1)), torch.rot90(masks, k, (-2, -1))
+    return images.contiguous(), masks.contiguous()
+
+
+def _check_finite(value: torch.Tensor, model: str, step: int, task: str) -> None:
+    if not torch.isfinite(value).all():
+        raise NumericalFault(
+            f"task {task}: the {model} loss became {value.item()} at optimiser step {step}; the round is stopped "
+            "and the last good state is kept (lower training.lr or enable training.grad_clip)"
+        )
+
+
+def run_round(
+    state: LearnerState,
+    task: TaskSpec,
+    train: TaskData,
+    scenario: Scenario,
+    round_index: int,
+    progress: Progress | None = None,
+    device: torch.device | None = None,
+    past_data: list[tuple[TaskSpec, TaskData]] | None = None,
+) -> RoundResult:
+    """Run one round of the state's method on `task` and update `state` in place.
+
+    `past_data` is only for the `joint` reference bound (all tasks' real data in one place); every other
+    method sees only `train`, the current department's own training split.
+    """
+    t0 = time.perf_counter()
+    spec = state.method
+    device = device or pick_device(scenario.training.device)
+    state.to(device)
+    encoder = build_text_encoder(scenario.text_encoder)
+    seed = scenario.seed * 1_000_003 + round_index * 7919
+    gen = torch.Generator().manual_seed(seed)
+    K = scenario.model.max_classes
+
+    # -- (1) replay for every earlier task, with the received generator and the earlier prompts ----------
+    replay: ReplaySet | None = None
+    t_replay = 0.0
+    if spec.replay != "none" and len(state.pool) > 0 and state.denoiser is not None:
+        t1 = time.perf_counter()
+        replay = synthesise_replay(state, scenario, encoder, seed=seed, device=device, progress=progress)
+        t_replay = time.perf_counter() - t1
+
+    # -- (2) the current task joins the prompt pool ------------------------------------------------------
+    desc = TaskDescriptor.from_task(task)
+    cur_idx = state.pool.add(desc)
+    emb = embed_pool(state.pool, encoder)
+    emb = type(emb)(full=emb.full.to(device), attributes={k: v.to(device) for k, v in emb.attributes.items()})
+    n_classes_pool = torch.tensor([d.num_classes for d in state.pool], dtype=torch.int64, device=device)
+
+    # -- assemble the round's training set: current data (+ replay) (+ other real tasks for `joint`) -----
+    images = [train.images]
+    masks = [train.masks]
+    task_ids = [torch.full((len(train),), cur_idx, dtype=torch.int64)]
+    if past_data:
+        for p_task, p_data in past_data:
+            idx = state.pool.add(TaskDescriptor.from_task(p_task))
+            images.append(p_data.images)
+            masks.append(p_data.masks)
+            task_ids.append(torch.full((len(p_data),), idx, dtype=torch.int64))
+        emb = embed_pool(state.pool, encoder)
+        emb = type(emb)(full=emb.full.to(device), attributes={k: v.to(device) for k, v in emb.attributes.items()})
+        n_classes_pool = torch.tensor([d.num_classes for d in state.pool], dtype=torch.int64, device=device)
+    if replay is not None:
+        images.append(replay.images)
+        masks.append(replay.masks)
+        task_ids.append(replay.task_ids)
+    all_images = torch.cat(images)  # (N, 3, H, W)
+    all_masks = torch.cat(masks)  # (N, H, W)
+    all_tasks = torch.cat(task_ids)  # (N,)
+    n = all_images.shape[0]
+
+    # -- (3) joint optimisation of segmentor + denoiser + prompt graph ----------------------------------
+    tc = scenario.training
+    seg_params = list(state.segmentor.parameters()) + list(state.prompts.parameters())
+    groups = [{"params": seg_params, "lr": tc.lr}]
+    if state.denoiser is not None:
+        groups.append({"params": list(state.denoiser.parameters()), "lr": tc.denoiser_lr or tc.lr})
+    opt = torch.optim.Adam(groups, weight_decay=tc.weight_decay)
+    previous = _frozen_copy(state) if spec.regulariser == "lwf" else None
+
+    steps_per_epoch = max(1, math.ceil(n / tc.batch_size))
+    total_steps = steps_per_epoch * tc.epochs
+    if tc.max_steps is not None:
+        total_steps = min(total_steps, tc.max_steps)
+    history: list[dict[str, float]] = []
+    sums = {"seg": 0.0, "diff": 0.0, "reg": 0.0}
+    step = 0
+    state.segmentor.train()
+    state.prompts.train()
+    if state.denoiser is not None:
+        state.denoiser.train()
+    while step < total_steps:
+        perm = torch.randperm(n, generator=gen)
+        for b in range(steps_per_epoch):
+            if step >= total_steps:
+                break
+            idx = perm[b * tc.batch_size : (b + 1) * tc.batch_size]
+            x, y = all_images[idx], all_masks[idx]
+            if tc.augment:
+                x, y = _augment(x, y, gen)
+            x, y = x.to(device), y.to(device)
+            tid = all_tasks[idx].to(device)
+            kb = n_classes_pool[tid]
+            with autocast(device, tc.precision):
+                tokens = state.prompts(emb)
+                seg_ctx = tokens.seg[tid]  # (B, L, D)
+                logits = state.segmentor(x, seg_ctx)  # (B, K_max + 1, H, W)
+                seg = segmentation_loss(logits.float(), y, kb)
+                loss = seg["loss"]
+                parts = {"seg": float(seg["loss"].detach())}
+                if state.denoiser is not None and spec.trains_generator:
+                    gen_ctx = tokens.gen[tid]
+                    code = encode_masks(y, K)  # (B, K_max, H, W) in {-1, +1}
+                    diff = joint_diffusion_loss(
+                        state.denoiser, x, code, gen_ctx, state.schedule, objective=spec.objective,
+                        estimator=scenario.diffusion.bjd_estimator, generator=None,
+                    )
+                    loss = loss + diff["loss"]
+                    parts["diff"] = float(diff["loss"].detach())
+                if spec.regulariser == "ewc" and state.extras:
+                    reg = tc.ewc_lambda * ewc_penalty(state.segmentor, state.extras)
+                    loss = loss + reg
+                    parts["reg"] = float(reg.detach())
+                elif spec.regulariser == "lwf" and previous is not None and len(state.pool) > 1:
+                    reg = tc.distill_weight * _lwf_loss(previous, state, emb, x, logits, n_classes_pool)
+                    loss = loss + reg
+                    parts["reg"] = float(reg.detach())
+            _check_finite(loss.detach(), "segmentor" if "diff" not in parts else "joint (segmentor + denoiser)", step, task.name)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if tc.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], tc.grad_clip)
+            opt.step()
+            for k, v in parts.items():
+                sums[k] += v
+            history.append({"step": float(step), **parts})
+            step += 1
+            if progress is not None:
+                progress("train", step, total_steps)
+
+    if spec.regulariser == "ewc":
+        update_ewc(state, all_images, all_masks, all_tasks, emb, n_classes_pool, device)
+
+    t_total = time.perf_counter() - t0
+    metrics = {
+        "round": float(round_index),
+        "train_samples": float(len(train)),
+        "replay_samples": float(0 if replay is None else len(replay.images)),
+        "steps": float(step),
+        "loss_seg": sums["seg"] / max(step, 1),
+        "loss_diffusion": sums["diff"] / max(step, 1),
+        "loss_reg": sums["reg"] / max(step, 1),
+        "time_replay_s": t_replay,
+        "time_train_s": t_total - t_replay,
+        "time_total_s": t_total,
+    }
+    if device.type == "cuda":
+        metrics["peak_gpu_mem_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    state.to(torch.device("cpu"))
+    preview = replay.preview(4) if replay is not None else None
+    return RoundResult(metrics=metrics, replay_preview=preview, loss_history=history)
+
+
+def _frozen_copy(state: LearnerState) -> LearnerState:
+    import copy
+
+    prev = copy.deepcopy(state)
+    for m in prev.modules().values():
+        m.eval()
+        for p in m.parameters():
+            p.requires_grad_(False)
+    return prev
+
+
+def _lwf_loss(previous: LearnerState, state: LearnerState, emb, x: torch.Tensor, logits: torch.Tensor,
+              n_classes_pool: torch.Tensor) -> torch.Tensor:
+    """LwF: on current images, match the previous model's predictions for every earlier task's prompt."""
+    import torch.nn.functional as F
+
+    n_old = len(state.pool) - 1
+    j = int(torch.randint(0, n_old, (1,)))
+    kb = n_classes_pool[j].expand(x.shape[0])
+    with torch.no_grad():
+        old_tokens = previous.prompts(embed_pool_subset(emb, n_old))
+        target = previous.segmentor(x, old_tokens.seg[j].expand(x.shape[0], -1, -1))
+    new_tokens = state.prompts(emb)
+    student = state.segmentor(x, new_tokens.seg[j].expand(x.shape[0], -1, -1))
+    from ..models import restrict_logits
+
+    t = F.softmax(restrict_logits(target.float(), kb), 1)
+    s = F.log_softmax(restrict_logits(student.float(), kb), 1)
+    return F.kl_div(s, t, reduction="batchmean") / (x.shape[-1] * x.shape[-2])
+
+
+def embed_pool_subset(emb, n: int):
+    return type(emb)(full=emb.full[:n], attributes={k: v[:n] for k, v in emb.attributes.items()})
+
+
+def evaluate_task(
+    state: LearnerState,
+    task: TaskSpec,
+    data: TaskData,
+    scenario: Scenario,
+    device: torch.device | None = None,
+    batch_size: int = 64,
+) -> dict[str, float | list[float]]:
+    """Dice per foreground class and their mean for one task, with the state's segmentor.
+
+    A task that is not yet in the pool (forward transfer) is prompted through a temporary pool that
+    includes it; the state is not changed.
+    """
+    from ..metrics import DiceAccumulator
+    from ..prompts import PromptPool
+
+    device = device or pick_device(scenario.training.device)
+    encoder = build_text_encoder(scenario.text_encoder)
+    pool = PromptPool()
+    for d in state.pool:
+        pool.add(d)
+    idx = pool.add(TaskDescriptor.from_task(task))
+    emb = embed_pool(pool, encoder)
+    emb = type(emb)(full=emb.full.to(device), attributes={k: v.to(device) for k, v in emb.attributes.items()})
+    state.segmentor.to(device).eval()
+    state.prompts.to(device).eval()
+    acc = DiceAccumulator(len(task.classes))
+    with torch.inference_mode():
+        tokens = state.prompts(emb)
+        for b in range(0, len(data), batch_size):
+            x = data.images[b : b + batch_size].to(device)
+            kb = torch.full((x.shape[0],), len(task.classes), dtype=torch.int64, device=device)
+            with autocast(device, scenario.training.precision):
+                logits = state.segmentor(x, tokens.seg[idx].expand(x.shape[0], -1, -1))
+            acc.update(predict_masks(logits.float(), kb).cpu(), data.masks[b : b + batch_size])
+    state.segmentor.to("cpu").train()
+    state.prompts.to("cpu").train()
+    return {"dice": acc.mean(), "dice_per_class": acc.per_class()}

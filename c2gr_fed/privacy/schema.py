@@ -1,0 +1,217 @@
+"""The declared wire schema: every record, array, config key and metric key a message may carry.
+
+One place owns these names. The coordinator and every department check each message against it before
+using it; the audit re-checks the transfer log against it afterwards.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .wire import MessageInfo
+
+MAX_STRING = 160
+"""Longest string allowed anywhere on the wire (task descriptors)."""
+
+ROUND_METRIC_KEYS = (
+    "round", "train_samples", "replay_samples", "steps", "loss_seg", "loss_diffusion", "loss_reg",
+    "time_replay_s", "time_train_s", "time_total_s", "peak_gpu_mem_mb",
+)
+MEMORISATION_METRIC_KEYS = (
+    "samples", "nn_ratio_fraction", "nn_ratio_threshold", "extraction_fraction", "extraction_threshold",
+    "pixel_d_train_median", "pixel_d_heldout_median", "feature_d_train_median", "feature_d_heldout_median",
+    "feature_copy_fraction", "feature_copy_threshold", "mia_auc", "mia_tpr_at_1fpr", "flagged",
+)
+POOL_COLUMNS: dict[str, type] = {
+    "names": str, "modalities": str, "sites": str, "regions": str, "objectives": str, "num_classes": int,
+}
+
+
+@dataclass
+class Violation:
+    field: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.problem}"
+
+
+@dataclass
+class WireSchema:
+    """Built from the scenario: array shapes of the method's state, task names, departments."""
+
+    arrays: dict[str, dict[str, tuple[tuple[int, ...], str]]]
+    task_names: list[str]
+    department_tasks: dict[str, list[str]]
+    max_classes: int
+    optional_arrays: set[str] = field(default_factory=lambda: {"extras"})
+
+    # ------------------------------------------------------------------ expected record layouts
+
+    def _state_records(self, with_denoiser: bool = True) -> dict[str, str]:
+        recs = {name: "arrays" for name in self.arrays if name not in self.optional_arrays}
+        if not with_denoiser:
+            recs.pop("denoiser", None)
+        return recs
+
+    def expected(self, message_type: str, reply: bool, department: str | None) -> dict[str, str]:
+        """record name -> kind, for a message type and direction."""
+        base = message_type.split(".")[0]
+        if message_type == "query.discover":
+            return {"identity": "config"} if reply else {"discover": "config"}
+        if base == "train":
+            recs = self._state_records()
+            recs["pool"] = "config"
+            recs["round_metrics" if reply else "train"] = "metrics" if reply else "config"
+            return recs
+        if base == "evaluate":
+            if reply:
+                return {"dice": "metrics"}
+            return {"segmentor": "arrays", "prompts": "arrays", "pool": "config", "evaluate": "config"}
+        if message_type == "query.audit":
+            if reply:
+                return {"memorisation": "metrics"}
+            recs = self._state_records()
+            recs["pool"] = "config"
+            recs["audit"] = "config"
+            return recs
+        raise KeyError(f"undeclared message type {message_type!r}")
+
+    def metric_keys(self, record: str, department: str | None) -> set[str] | None:
+        if record == "round_metrics":
+            return set(ROUND_METRIC_KEYS)
+        if record == "memorisation":
+            return set(MEMORISATION_METRIC_KEYS)
+        if record == "dice":
+            tasks = self.department_tasks.get(department or "", self.task_names)
+            keys = set()
+            for t in tasks:
+                keys.add(t)
+                keys.update(f"{t}/class{k}" for k in range(1, self.max_classes + 1))
+            return keys
+        return None
+
+    def config_keys(self, record: str) -> dict[str, Any] | None:
+        if record == "pool":
+            return {k: ("list", v) for k, v in POOL_COLUMNS.items()}
+        if record == "train":
+            return {"round": int, "task": ("task", str), "scenario_sha": ("hex", str), "seed": int}
+        if record == "evaluate":
+            return {"round": int, "scenario_sha": ("hex", str)}
+        if record == "discover":
+            return {"protocol": int, "scenario_sha": ("hex", str)}
+        if record == "identity":
+            return {"department": ("department", str), "scenario_sha": ("hex", str)}
+        if record == "audit":
+            return {"round": int, "task": ("task", str), "scenario_sha": ("hex", str), "samples": int}
+        return None
+
+    # ------------------------------------------------------------------ the check
+
+    def check(self, info: MessageInfo, reply: bool, department: str | None) -> list[Violation]:
+        out: list[Violation] = []
+        if info.error is not None:
+            return out  # an error reply carries no content; the caller handles it
+        try:
+            expected = self.expected(info.message_type, reply, department)
+        except KeyError as exc:
+            return [Violation("message_type", str(exc))]
+        allowed_optional = {n for n in self.optional_arrays if n in self.arrays}
+        for name, rec in info.records.items():
+            optional_here = name in allowed_optional and rec.kind == "arrays" and "segmentor" in expected and (
+                info.message_type.startswith("train") or info.message_type == "query.audit")
+            if name not in expected and not optional_here:
+                out.append(Violation(f"record {name!r}", f"not declared for {info.message_type} ({'reply' if reply else 'request'}); declared: {sorted(expected)}"))
+                continue
+            kind = expected.get(name, "arrays")
+            if rec.kind != kind:
+                out.append(Violation(f"record {name!r}", f"is a {rec.kind} record, declared {kind}"))
+                continue
+            if kind == "arrays":
+                out.extend(self._check_arrays(name, rec.arrays))
+            elif kind == "metrics":
+                out.extend(self._check_metrics(name, rec.items, department))
+            else:
+                out.extend(self._check_config(name, rec.items))
+        for name in expected:
+            if name not in info.records:
+                out.append(Violation(f"record {name!r}", "declared but missing"))
+        return out
+
+    def _check_arrays(self, record: str, arrays: list) -> list[Violation]:
+        declared = self.arrays.get(record, {})
+        out: list[Violation] = []
+        seen = set()
+        for a in arrays:
+            seen.add(a.name)
+            if a.name not in declared:
+                out.append(Violation(f"{record}.{a.name}", f"undeclared array (shape {list(a.shape)}, {a.nbytes} bytes)"))
+                continue
+            shape, dtype = declared[a.name]
+            if tuple(a.shape) != tuple(shape):
+                out.append(Violation(f"{record}.{a.name}", f"shape {list(a.shape)} differs from the declared {list(shape)}"))
+            if a.dtype != dtype:
+                out.append(Violation(f"{record}.{a.name}", f"dtype {a.dtype} differs from the declared {dtype}"))
+        if record not in self.optional_arrays:
+            missing = sorted(set(declared) - seen)
+            if missing:
+                out.append(Violation(record, f"declared arrays missing: {missing[:5]}{'...' if len(missing) > 5 else ''}"))
+        return out
+
+    def _check_metrics(self, record: str, items: dict[str, Any], department: str | None) -> list[Violation]:
+        allowed = self.metric_keys(record, department)
+        out = []
+        for k, v in items.items():
+            if allowed is not None and k not in allowed:
+                out.append(Violation(f"{record}.{k}", "undeclared metric key"))
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                out.append(Violation(f"{record}.{k}", f"metric must be a number, got {type(v).__name__}"))
+        return out
+
+    def _check_config(self, record: str, items: dict[str, Any]) -> list[Violation]:
+        declared = self.config_keys(record)
+        if declared is None:
+            return [Violation(record, "undeclared config record")]
+        out = []
+        for k, v in items.items():
+            if k not in declared:
+                out.append(Violation(f"{record}.{k}", f"undeclared config key (value of type {type(v).__name__}, "
+                                     f"{len(v) if hasattr(v, '__len__') else 1} long)"))
+                continue
+            rule = declared[k]
+            out.extend(self._check_value(f"{record}.{k}", v, rule))
+        for k in declared:
+            if k not in items:
+                out.append(Violation(f"{record}.{k}", "declared config key missing"))
+        return out
+
+    def _check_value(self, path: str, v: Any, rule: Any) -> list[Violation]:
+        if rule is int:
+            if isinstance(v, bool) or not isinstance(v, int):
+                return [Violation(path, f"expected an integer, got {type(v).__name__}")]
+            return []
+        if isinstance(rule, tuple) and rule[0] == "list":
+            if not isinstance(v, list):
+                return [Violation(path, f"expected a list of {rule[1].__name__}, got {type(v).__name__}")]
+            if len(v) > len(self.task_names) + 1:
+                return [Violation(path, f"list of {len(v)} items is longer than the stream ({len(self.task_names)} tasks)")]
+            out = []
+            for i, item in enumerate(v):
+                out.extend(self._check_value(f"{path}[{i}]", item, rule[1] if rule[1] is int else ("text", str)))
+            return out
+        kind = rule[0] if isinstance(rule, tuple) else "text"
+        if not isinstance(v, str):
+            return [Violation(path, f"expected a string, got {type(v).__name__}")]
+        if len(v) > MAX_STRING:
+            return [Violation(path, f"string of {len(v)} characters exceeds the limit of {MAX_STRING}")]
+        if kind == "task" and v not in self.task_names:
+            return [Violation(path, f"{v!r} is not a task of this scenario")]
+        if kind == "department" and v not in self.department_tasks:
+            return [Violation(path, f"{v!r} is not a department of this scenario")]
+        if kind == "hex" and not re.fullmatch(r"[0-9a-f]{64}", v):
+            return [Violation(path, "expected a 64-character hex digest")]
+        if kind == "text" and not re.fullmatch(r"[\w .,&+()/'-]*", v):
+            return [Violation(path, "contains characters outside the descriptor alphabet (letters, digits, spaces, .,&+()/'-)")]
+        return []

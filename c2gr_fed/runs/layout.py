@@ -1,0 +1,76 @@
+"""The run directory: one place that knows every file name in it.
+
+    RUN_DIR/
+      scenario.yaml            the resolved scenario (overrides applied); its hash identifies the run
+      run.json                 method, command, versions, start time, status
+      transfers.jsonl          tamper-evident log of every message (sizes and hashes only)
+      matrix.csv, matrix.json  R[i][j] = Dice on task j after training task i
+      rounds.jsonl             per-round metrics returned by departments (numbers only)
+      summary.json             Overall, BWT, classic BWT, TL, FWT, per-task Dice, missing entries
+      checkpoints/             round_XXX.npz + latest.json (atomic)
+      figures/                 matrix heatmap, Dice over rounds, replay grids
+      departments/NAME/        each department's private outputs (replay grids, memorisation plots)
+      report.md                ties it together
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class RunDir:
+    root: Path
+
+    @property
+    def scenario(self) -> Path:
+        return self.root / "scenario.yaml"
+
+    @property
+    def run_json(self) -> Path:
+        return self.root / "run.json"
+
+    @property
+    def transfers(self) -> Path:
+        return self.root / "transfers.jsonl"
+
+    @property
+    def matrix_csv(self) -> Path:
+        return self.root / "matrix.csv"
+
+    @property
+    def matrix_json(self) -> Path:
+        return self.root / "matrix.json"
+
+    @property
+    def rounds(self) -> Path:
+        return self.root / "rounds.jsonl"
+
+    @property
+    def summary(self) -> Path:
+        return self.root / "summary.json"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def figures(self) -> Path:
+        return self.root / "figures"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report.md"
+
+    @property
+    def progress(self) -> Path:
+        return self.root / "progress"
+
+    def department(self, name: str) -> Path:
+        return self.root / "departments" / name
+
+    def ensure(self) -> "RunDir":
+        for p in (self.root, self.checkpoints, self.figures, self.progress):
+            p.mkdir(parents=True, exist_ok=True)
+        return self

@@ -1,0 +1,37 @@
+"""Flower ClientApp: one hospital department node. Thin: unpack, call c2gr_fed, pack.
+
+Deployment engine: `flower-supernode ... --node-config 'department="cardiology-siemens" data-root="/data"'`.
+Simulation: the CLI builds the app with `make_client_app(settings)`.
+"""
+
+from __future__ import annotations
+
+from flwr.app import Context, Message
+from flwr.clientapp import ClientApp
+
+from c2gr_fed.federation.department import handle_discover, handle_evaluate, handle_train
+from c2gr_fed.federation.settings import AppSettings, settings_from_context
+
+
+def make_client_app(settings: AppSettings | None = None) -> ClientApp:
+    app = ClientApp()
+
+    def _settings(context: Context) -> AppSettings:
+        return settings_from_context(settings, dict(context.run_config), dict(context.node_config))
+
+    @app.query("discover")
+    def discover(msg: Message, context: Context) -> Message:
+        return handle_discover(_settings(context), msg, context)
+
+    @app.train()
+    def train(msg: Message, context: Context) -> Message:
+        return handle_train(_settings(context), msg, context)
+
+    @app.evaluate()
+    def evaluate(msg: Message, context: Context) -> Message:
+        return handle_evaluate(_settings(context), msg, context)
+
+    return app
+
+
+app = make_client_app()
