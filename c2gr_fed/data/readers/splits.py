@@ -53,12 +53,12 @@ def _round(x: float) -> int:
     return int(math.floor(x + 0.5))
 
 
-def _counts_line(stems: Sequence[str], groups: Sequence[str], assign: dict[str, str]) -> str:
+def _counts_line(groups: Sequence[str], assign: dict[str, str], unit: str) -> str:
     parts = []
     for name in SPLIT_NAMES:
         n_items = sum(1 for g in groups if assign.get(g) == name)
         n_groups = len({g for g in groups if assign.get(g) == name})
-        parts.append(f"{name} {n_items} items / {n_groups} groups")
+        parts.append(f"{name} {n_items} ({n_groups} {unit})")
     return ", ".join(parts)
 
 
@@ -74,7 +74,7 @@ def split_items(stems: Sequence[str], rule: SplitRule, seed: int, task: str) -> 
     if not stems:
         raise DataError(f"task {task!r}: no items to split")
     groups = patient_ids(stems, rule, task)
-    unit = "patients" if rule.patient_pattern else "items"
+    unit = "patients" if rule.patient_pattern else "cases"
     assign: dict[str, str] = {}
 
     if rule.train_pattern is not None or rule.test_pattern is not None:
@@ -141,8 +141,8 @@ def split_items(stems: Sequence[str], rule: SplitRule, seed: int, task: str) -> 
     for name in SPLIT_NAMES:
         if wanted[name] and not out[name]:
             raise DataError(
-                f"task {task!r}: the {name} split is empty ({how}; {len(stems)} items, "
-                f"{len(set(groups))} {unit}: {_counts_line(stems, groups, assign)})"
+                f"task {task!r}: the {name} split is empty ({how}; {len(stems)} files, "
+                f"{len(set(groups))} {unit}: {_counts_line(groups, assign, unit)})"
             )
     return out
 
