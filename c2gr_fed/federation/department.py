@@ -98,6 +98,15 @@ def _progress_writer(settings: AppSettings, dept: str, round_index: int, task: s
     return write
 
 
+def _set_threads(scenario: Scenario) -> None:
+    """Torch CPU threads for this node: training.threads, else the CPUs Ray gave the department."""
+    import torch
+
+    n = scenario.training.threads or max(1, int(scenario.federation.cpus_per_department))
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
 def handle_discover(settings: AppSettings, msg: Message, context: Context) -> Message:
     scenario = scenario_of(settings)
     dept = department_name(settings, scenario, context)
@@ -109,6 +118,7 @@ def handle_train(settings: AppSettings, msg: Message, context: Context) -> Messa
     scenario = scenario_of(settings)
     dept = department_name(settings, scenario, context)
     _check_incoming(msg, scenario, dept)
+    _set_threads(scenario)
     cfg = msg.content.config_records["train"]
     _check_sha(scenario, cfg, dept)
     task_name, round_index = str(cfg["task"]), int(cfg["round"])
@@ -137,6 +147,7 @@ def handle_evaluate(settings: AppSettings, msg: Message, context: Context) -> Me
     dept = department_name(settings, scenario, context)
     _check_incoming(msg, scenario, dept)
     _check_sha(scenario, msg.content.config_records["evaluate"], dept)
+    _set_threads(scenario)
     state = build_state(scenario)
     load_state_from_content(state, msg.content, partial=True)
     metrics: dict[str, float] = {}

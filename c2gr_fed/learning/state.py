@@ -81,7 +81,7 @@ def build_state(scenario: Scenario, method: str | None = None) -> LearnerState:
     denoiser = schedule = None
     if spec.trains_generator:
         denoiser = JointDenoiser(scenario.model.denoiser, scenario.model.max_classes, pc.token_dim)
-        schedule = NoiseSchedule.from_config(scenario.diffusion)
+        schedule = NoiseSchedule(scenario.diffusion)
     return LearnerState(spec, segmentor, prompts, PromptPool(), denoiser, schedule)
 
 

@@ -1,0 +1,97 @@
+"""`c2gr-fed` console script: one verb per command, clear errors, non-zero exit on failure."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from ..errors import C2GRError
+
+console = Console(stderr=False)
+err_console = Console(stderr=True)
+
+
+def _add_scenario_args(p: argparse.ArgumentParser, optional: bool = False) -> None:
+    if optional:
+        p.add_argument("scenario", nargs="?", type=Path, help="scenario YAML (e.g. scenarios/20tasks.yaml)")
+    else:
+        p.add_argument("scenario", type=Path, help="scenario YAML (e.g. scenarios/20tasks.yaml)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a scenario field, e.g. --set training.epochs=3 (validated like the file)")
+    p.add_argument("--data-root", type=Path, default=None,
+                   help="root of real data folders (default: $C2GR_DATA_ROOT)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="c2gr-fed", description=__doc__)
+    ap.add_argument("--verbose", action="store_true", help="show tracebacks and Flower/Ray logs")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate", help="validate a scenario and print its stream")
+    _add_scenario_args(p)
+    p.add_argument("--no-data-check", action="store_true", help="skip checking that every task's data is there")
+
+    p = sub.add_parser("preview", help="write a PNG grid of image/mask overlays per task")
+    _add_scenario_args(p)
+    p.add_argument("--out", type=Path, required=True, help="PNG file to write")
+    p.add_argument("--per-task", type=int, default=6)
+    p.add_argument("--split", choices=["train", "val", "test"], default="train")
+
+    p = sub.add_parser("run", help="run the task stream through the federated simulator")
+    _add_scenario_args(p, optional=True)
+    p.add_argument("--method", default=None, help="learning method (overrides the scenario's)")
+    p.add_argument("--out", type=Path, default=None, help="run directory (default: runs/<scenario>-<method>-<time>)")
+    p.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR", help="continue a run after its last complete round")
+    p.add_argument("--verbose", action="store_true", help="show tracebacks and Flower/Ray logs")
+
+    p = sub.add_parser("report", help="(re)write report.md of runs and print a Table-1-style comparison")
+    p.add_argument("runs", nargs="+", type=Path)
+    p.add_argument("--out", type=Path, default=None, help="also write the comparison as markdown + CSV with this stem")
+
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    verbose = bool(getattr(args, "verbose", False))
+    try:
+        if args.command == "validate":
+            from .validate_cmd import validate_command
+
+            return validate_command(args, console)
+        if args.command == "preview":
+            from .validate_cmd import preview_command
+
+            return preview_command(args, console)
+        if args.command == "run":
+            from .run_cmd import run_command
+
+            return run_command(args, console, verbose)
+        if args.command == "report":
+            from .report_cmd import report_command
+
+            return report_command(args, console)
+    except C2GRError as exc:
+        if verbose:
+            err_console.print_exception()
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]: completed rounds are checkpointed; continue with --resume RUN_DIR")
+        return 130
+    return 1
+
+
+def data_root_of(args: argparse.Namespace) -> Path | None:
+    if getattr(args, "data_root", None):
+        return Path(args.data_root)
+    env = os.environ.get("C2GR_DATA_ROOT")
+    return Path(env) if env else None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

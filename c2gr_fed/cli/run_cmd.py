@@ -1,0 +1,213 @@
+"""`c2gr-fed run`: validate, set up the run directory, run the stream on Flower + Ray, report.
+
+Progress: one bar for the stream (rounds) and one for the current department's replay synthesis and training
+steps (read from the progress files the department nodes write). Exit status is non-zero on any failure,
+whatever Flower itself reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import shlex
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..errors import C2GRError, RunDirError
+from ..federation.settings import AppSettings, scenario_sha
+from ..runs.checkpoint import atomic_write_text
+from ..runs.layout import RunDir
+from ..scenario import Scenario, dump_scenario, load_scenario
+from .main import data_root_of
+
+
+def resolve_run(args: argparse.Namespace) -> tuple[Scenario, RunDir, bool]:
+    overrides = list(args.overrides)
+    if args.method:
+        overrides.append(f"method={args.method}")
+    if args.resume is not None:
+        run = RunDir(Path(args.resume))
+        if not run.scenario.exists():
+            raise RunDirError(f"{run.root}: cannot resume: no scenario.yaml there (not a c2gr-fed run directory)")
+        stored = load_scenario(run.scenario)
+        if args.scenario is not None:
+            wanted = load_scenario(args.scenario, overrides)
+            if scenario_sha(wanted) != scenario_sha(stored):
+                raise RunDirError(
+                    f"{run.root} was made by a different scenario than {args.scenario}"
+                    f"{' with ' + ' '.join(overrides) if overrides else ''} (stored {scenario_sha(stored)[:12]}, "
+                    f"given {scenario_sha(wanted)[:12]}): resume without SCENARIO to use the stored one"
+                )
+        return stored, run, True
+    if args.scenario is None:
+        raise RunDirError("give a SCENARIO file (or --resume RUN_DIR)")
+    scenario = load_scenario(args.scenario, overrides)
+    if args.out is not None:
+        run = RunDir(Path(args.out))
+        if (run.checkpoints / "latest.json").exists():
+            raise RunDirError(f"{run.root} already holds a run: use --resume {run.root} or another --out")
+    else:
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        run = RunDir(Path("runs") / f"{scenario.name}-{scenario.method}-{stamp}")
+    return scenario, run, False
+
+
+class Display:
+    """Turns coordinator events and department progress files into rich progress bars."""
+
+    def __init__(self, progress: Progress, scenario: Scenario, run: RunDir, console: Console) -> None:
+        self.p = progress
+        self.console = console
+        self.run = run
+        n = len(scenario.stream())
+        self.stream_task = progress.add_task("stream", total=n)
+        self.step_task = progress.add_task("waiting for departments", total=1, visible=True)
+        self.current: dict[str, Any] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+    def event(self, kind: str, data: dict[str, Any]) -> None:
+        if kind == "resumed":
+            self.p.update(self.stream_task, completed=data["completed_rounds"])
+            self.console.print(f"resuming after round {data['completed_rounds']}")
+        elif kind == "discovered":
+            self.console.print(f"[dim]{len(data['departments'])} departments connected[/]")
+        elif kind == "round_start":
+            self.current = data
+            self.p.update(self.stream_task, description=f"round {data['round'] + 1}/{data['total']}: {data['task']} "
+                                                        f"@ {data['department']}")
+            self.p.update(self.step_task, description="  starting", completed=0, total=1)
+        elif kind == "evaluate_start":
+            self.p.update(self.step_task, description=f"  evaluating at {data['departments']} departments")
+        elif kind == "round_end":
+            self.p.advance(self.stream_task)
+            m = data["metrics"]
+            own = data["row"].get(data["task"])
+            self.console.print(
+                f"round {data['round'] + 1}: {data['task']} Dice {own:.3f} | replay {int(m.get('replay_samples', 0))} pairs "
+                f"in {m.get('time_replay_s', 0):.0f}s, train {m.get('time_train_s', 0):.0f}s, round {data['seconds']:.0f}s"
+            )
+        elif kind in ("retry", "excluded", "evaluate_failed", "evaluate_refused"):
+            self.console.print(f"[yellow]{kind}[/]: " + ", ".join(f"{k}={v}" for k, v in data.items()))
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.5):
+            dept = self.current.get("department")
+            if not dept:
+                continue
+            f = self.run.progress / f"{dept}.json"
+            try:
+                d = json.loads(f.read_text())
+            except (OSError, ValueError):
+                continue
+            if d.get("round") != self.current.get("round"):
+                continue
+            label = "replay synthesis (pairs)" if d["stage"] == "replay" else "joint training (steps)"
+            self.p.update(self.step_task, description=f"  {label}", completed=d["done"], total=max(d["total"], 1))
+
+
+def run_command(args: argparse.Namespace, console: Console, verbose: bool) -> int:
+    scenario, run, resuming = resolve_run(args)
+    from ..data.loading import check_task_source
+    from ..learning import method_spec
+
+    spec = method_spec(scenario.method)
+    with console.status("checking every department's data source"):
+        for task in scenario.stream():
+            check_task_source(scenario, task, data_root_of(args))
+    run.ensure()
+    if not resuming:
+        atomic_write_text(run.scenario, dump_scenario(scenario))
+    info = {
+        "scenario": scenario.name, "method": scenario.method, "scenario_sha": scenario_sha(scenario),
+        "command": "c2gr-fed " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("c2gr-fed")
+        else " ".join(shlex.quote(a) for a in sys.argv),
+        "started": dt.datetime.now().isoformat(timespec="seconds"), "status": "running",
+        "python": platform.python_version(), "platform": platform.platform(),
+        "breaks_data_locality": spec.breaks_locality, "method_summary": spec.summary,
+    }
+    if scenario.image_size <= 64:
+        info["note"] = ("CPU-scale settings: small images, small models, few epochs and replay pairs. They show the "
+                        "mechanism (forgetting, and what replay keeps), not the paper's numbers.")
+    atomic_write_text(run.run_json, json.dumps(info, indent=1))
+    console.print(f"run directory: [bold]{run.root}[/]")
+    if spec.breaks_locality:
+        console.print("[yellow]method 'joint' is a reference bound that BREAKS DATA LOCALITY[/]")
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=False, disable=not console.is_terminal and False) as progress:
+        display = Display(progress, scenario, run, console)
+        settings = AppSettings(scenario_path=str(run.scenario.resolve()), run_dir=str(run.root.resolve()),
+                               data_root=str(data_root_of(args)) if data_root_of(args) else None, resume=resuming,
+                               progress_dir=str(run.progress.resolve()), events=display.event)
+        display.start()
+        t0 = time.perf_counter()
+        try:
+            launch_simulation(settings, scenario, verbose)
+        except BaseException as exc:  # noqa: BLE001 - record the failure, then re-raise a clear error
+            info.update(status="failed", error=str(exc)[-2000:], wall_s=round(time.perf_counter() - t0, 1))
+            atomic_write_text(run.run_json, json.dumps(info, indent=1))
+            display.stop()
+            cause = _c2gr_cause(exc)
+            if cause is not None:
+                raise cause from None
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            raise C2GRError(f"the run failed: {exc} (state of the last complete round is in {run.checkpoints}; "
+                            f"continue with: c2gr-fed run --resume {run.root})") from exc
+        display.stop()
+    info.update(status="complete", wall_s=round(time.perf_counter() - t0, 1),
+                finished=dt.datetime.now().isoformat(timespec="seconds"))
+    atomic_write_text(run.run_json, json.dumps(info, indent=1))
+    from ..reporting.report import write_report
+
+    report = write_report(run.root)
+    summary = json.loads(run.summary.read_text())
+    t = Table(title=f"{scenario.name} / {scenario.method}: after the last task")
+    for col in ("Overall", "BWT (paper)", "BWT (classic)", "TL", "FWT", "wall time"):
+        t.add_column(col)
+    fmt = lambda x: "missing" if x is None else f"{x:.2f}"  # noqa: E731
+    t.add_row(fmt(summary["overall"]), fmt(summary["bwt"]), fmt(summary["bwt_classic"]), fmt(summary["tl"]),
+              fmt(summary["fwt"]), f"{info['wall_s']:.0f} s")
+    console.print(t)
+    console.print(f"report: [bold]{report}[/]")
+    return 0
+
+
+def _c2gr_cause(exc: BaseException) -> C2GRError | None:
+    seen = 0
+    e: BaseException | None = exc
+    while e is not None and seen < 10:
+        if isinstance(e, C2GRError):
+            return e
+        e = e.__cause__ or e.__context__
+        seen += 1
+    return None
+
+
+def launch_simulation(settings: AppSettings, scenario: Scenario, verbose: bool) -> None:
+    from departments.client_app import make_client_app
+    from server.server_app import make_server_app
+
+    from ..federation.simulation import launch
+
+    from dataclasses import replace
+
+    # the client app travels to Ray actors: it must not carry the CLI's display callback
+    launch(make_server_app(settings), make_client_app(replace(settings, events=None)), scenario, verbose=verbose)

@@ -1,0 +1,118 @@
+"""report.md for one run, and the side-by-side table of several runs in the layout of the paper's Table 1."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from ..errors import RunDirError
+from ..metrics import TrainTestMatrix, stream_metrics
+from ..privacy import read_log
+from ..runs.layout import RunDir
+from .figures import dice_over_rounds, matrix_heatmap
+
+
+def _fmt(x: Any, nd: int = 2) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "missing"
+    return f"{x:.{nd}f}" if isinstance(x, (int, float)) else str(x)
+
+
+def load_run(root: Path) -> dict[str, Any]:
+    run = RunDir(Path(root))
+    if not run.matrix_json.exists():
+        raise RunDirError(f"{root}: no matrix.json: not a c2gr-fed run directory, or no round has completed yet")
+    matrix = TrainTestMatrix.from_json(json.loads(run.matrix_json.read_text()))
+    info = json.loads(run.run_json.read_text()) if run.run_json.exists() else {}
+    rounds = [json.loads(l) for l in run.rounds.read_text().splitlines() if l.strip()] if run.rounds.exists() else []
+    done = len(rounds)
+    summary = stream_metrics(matrix, upto=max(done - 1, 0))
+    return {"run": run, "matrix": matrix, "info": info, "rounds": rounds, "summary": summary}
+
+
+def transfer_totals(run: RunDir) -> dict[str, Any]:
+    by_dir: dict[str, int] = defaultdict(int)
+    by_type: dict[str, int] = defaultdict(int)
+    n = 0
+    violations = 0
+    if run.transfers.exists():
+        for e in read_log(run.transfers):
+            n += 1
+            by_dir[e["direction"]] += int(e.get("bytes", 0))
+            by_type[f"{e['direction']} {e.get('message_type')}"] += int(e.get("bytes", 0))
+            violations += len(e.get("violations", []))
+    return {"messages": n, "bytes_by_direction": dict(by_dir), "bytes_by_type": dict(by_type), "violations": violations}
+
+
+def write_report(root: Path) -> Path:
+    d = load_run(root)
+    run: RunDir = d["run"]
+    matrix: TrainTestMatrix = d["matrix"]
+    s = d["summary"]
+    info = d["info"]
+    method = info.get("method", "?")
+    title = f"{info.get('scenario', '?')} / {method}"
+    heat = matrix_heatmap(matrix, run.figures / "matrix.png", f"Train-test matrix (Dice): {title}")
+    curves = dice_over_rounds(matrix, run.figures / "dice_over_rounds.png", f"Dice per task over rounds: {title}")
+    lines = [f"# Run report: {title}", ""]
+    if info.get("breaks_data_locality"):
+        lines += ["> **Reference bound that breaks data locality**: all tasks' real data were trained in one place.", ""]
+    if info.get("note"):
+        lines += [f"> {info['note']}", ""]
+    lines += [f"- command: `{info.get('command', '?')}`", f"- started: {info.get('started', '?')}, status: **{info.get('status', '?')}**",
+              f"- rounds completed: {len(d['rounds'])} of {len(matrix.tasks)}", ""]
+    lines += ["## Stream metrics", "", "| Overall | BWT (paper scale) | BWT (classic) | TL | FWT |", "|---|---|---|---|---|",
+              f"| {_fmt(s['overall'])} | {_fmt(s['bwt'])} | {_fmt(s['bwt_classic'])} | {_fmt(s['tl'])} | {_fmt(s['fwt'])} |", "",
+              "Overall = mean Dice over all tasks after the last round; BWT = mean over earlier tasks of "
+              "R[T][j] / R[j][j] x 100 (JointTrain = 100); classic BWT = mean of R[T][j] - R[j][j]; TL = mean of R[j][j]; "
+              "FWT = mean Dice on a task just before it is trained. Dice in points (x100).", ""]
+    if s["missing"]:
+        lines += [f"**Missing entries** ({len(s['missing'])}): evaluations that failed are recorded as missing, not zero: "
+                  + ", ".join(f"{m['after']}->{m['on']}" for m in s["missing"][:20]), ""]
+    lines += ["## Dice per task after the last round", "", "| task | Dice |", "|---|---|"]
+    lines += [f"| {k} | {_fmt(v)} |" for k, v in s["per_task_final"].items()]
+    lines += ["", f"![train-test matrix](figures/{heat.name})", "", f"![Dice over rounds](figures/{curves.name})", ""]
+    if d["rounds"]:
+        lines += ["## Rounds", "", "| round | task | department | train samples | replay samples | steps | replay s | train s | wall s |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for r in d["rounds"]:
+            lines.append(f"| {r['round'] + 1} | {r['task']} | {r['department']} | {int(r.get('train_samples', 0))} | "
+                         f"{int(r.get('replay_samples', 0))} | {int(r.get('steps', 0))} | {r.get('time_replay_s', 0):.1f} | "
+                         f"{r.get('time_train_s', 0):.1f} | {r.get('wall_s', 0):.1f} |")
+        tr = sum(r.get("time_replay_s", 0) for r in d["rounds"])
+        tt = sum(r.get("time_train_s", 0) for r in d["rounds"])
+        tw = sum(r.get("wall_s", 0) for r in d["rounds"])
+        lines += ["", f"Totals: replay synthesis {tr:.0f} s, training {tt:.0f} s, round wall time incl. evaluation {tw:.0f} s.", ""]
+    grids = sorted(run.root.glob("departments/*/replay_round_*.png"))
+    if grids:
+        lines += ["## Replay pairs (kept in each department's own folder, never sent)", ""]
+        lines += [f"- [{g.parent.name} round {g.stem.rsplit('_', 1)[-1]}]({g.relative_to(run.root)})" for g in grids]
+        lines += ["", f"![last replay grid]({grids[-1].relative_to(run.root)})", ""]
+    t = transfer_totals(run)
+    lines += ["## What crossed the wire", "", f"{t['messages']} messages logged in `transfers.jsonl` (hash-chained); "
+              f"schema violations: {t['violations']}.", "", "| direction and type | MB |", "|---|---|"]
+    lines += [f"| {k} | {v / 2**20:.2f} |" for k, v in sorted(t["bytes_by_type"].items())]
+    lines += ["", "Run `c2gr-fed audit " + str(run.root) + "` for the full privacy audit.", ""]
+    run.report.write_text("\n".join(lines))
+    return run.report
+
+
+def compare_runs(roots: list[Path]) -> tuple[str, list[list[str]]]:
+    """A Table-1-style markdown table: one row per run, per-task final Dice, Overall, BWT, TL."""
+    runs = [load_run(r) for r in roots]
+    tasks = runs[0]["matrix"].tasks
+    header = ["method", *tasks, "Overall", "BWT", "TL"]
+    rows = []
+    for d in runs:
+        s = d["summary"]
+        label = d["info"].get("method", d["run"].root.name)
+        if d["info"].get("breaks_data_locality"):
+            label += " (breaks locality)"
+        per = s["per_task_final"]
+        rows.append([label, *[_fmt(per.get(t)) for t in tasks], _fmt(s["overall"]), _fmt(s["bwt"]), _fmt(s["tl"])])
+    md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    md += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(md) + "\n", [header, *rows]
