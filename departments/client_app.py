@@ -13,8 +13,9 @@ from c2gr_fed.federation.department import handle_discover, handle_evaluate, han
 from c2gr_fed.federation.settings import AppSettings, settings_from_context
 
 
-def make_client_app(settings: AppSettings | None = None) -> ClientApp:
-    app = ClientApp()
+def make_client_app(settings: AppSettings | None = None, mods: list | None = None) -> ClientApp:
+    """`mods` are Flower client mods (tests use them to build leaky departments)."""
+    app = ClientApp(mods=mods or [])
 
     def _settings(context: Context) -> AppSettings:
         return settings_from_context(settings, dict(context.run_config), dict(context.node_config))

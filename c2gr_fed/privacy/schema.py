@@ -198,8 +198,9 @@ class WireSchema:
             if len(v) > len(self.task_names) + 1:
                 return [Violation(path, f"list of {len(v)} items is longer than the stream ({len(self.task_names)} tasks)")]
             out = []
+            item_rule = int if rule[1] is int else (("task", str) if path.endswith(".names") else ("text", str))
             for i, item in enumerate(v):
-                out.extend(self._check_value(f"{path}[{i}]", item, rule[1] if rule[1] is int else ("text", str)))
+                out.extend(self._check_value(f"{path}[{i}]", item, item_rule))
             return out
         kind = rule[0] if isinstance(rule, tuple) else "text"
         if not isinstance(v, str):
