@@ -35,12 +35,9 @@ def _schema_for(sha: str, scenario_json: str) -> WireSchema:
 
 
 def build_wire_schema(scenario: Scenario) -> WireSchema:
-    return WireSchema(
-        arrays=wire_schema(scenario),
-        task_names=[t.name for t in scenario.stream()],
-        department_tasks={d.name: [t.name for t in d.tasks] for d in scenario.departments},
-        max_classes=scenario.model.max_classes,
-    )
+    from ..privacy.schema import schema_for_scenario
+
+    return schema_for_scenario(scenario)  # the pool may only hold the scenario's own descriptor strings
 
 
 def schema_of(scenario: Scenario) -> WireSchema:

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .wire import MessageInfo
+from .wire import ArrayInfo, MessageInfo
 
 MAX_STRING = 160
 """Longest string allowed anywhere on the wire (task descriptors)."""
@@ -20,10 +20,18 @@ ROUND_METRIC_KEYS = (
     "time_replay_s", "time_train_s", "time_total_s", "peak_gpu_mem_mb",
 )
 MEMORISATION_METRIC_KEYS = (
-    "samples", "nn_ratio_fraction", "nn_ratio_threshold", "extraction_fraction", "extraction_threshold",
+    # generator memorisation (c2gr_fed.privacy.memorisation): pixel space = image, mask code and the pair
+    "samples", "train_cases", "heldout_cases", "nn_ratio_fraction", "nn_ratio_threshold",
+    "extraction_fraction", "extraction_threshold", "extraction_fraction_mask", "extraction_threshold_mask",
+    "extraction_fraction_pair", "extraction_threshold_pair", "extraction_score_min",
     "pixel_d_train_median", "pixel_d_heldout_median", "feature_d_train_median", "feature_d_heldout_median",
-    "feature_copy_fraction", "feature_copy_threshold", "mia_auc", "mia_tpr_at_1fpr", "flagged",
+    "feature_copy_fraction", "feature_copy_threshold", "flagged",
+    # segmentor membership inference (c2gr_fed.privacy.membership): loss-threshold attack
+    "mia_auc", "mia_tpr_at_1fpr", "mia_tpr_at_0.1fpr", "mia_loss_train_mean", "mia_loss_heldout_mean",
 )
+"""The only numbers a department returns for a memorisation audit: aggregates, never samples or distances."""
+ARRAY_HEADER_BYTES = 256
+"""Serialised arrays carry a small header (numpy .npy); more bytes than shape x itemsize + this is refused."""
 POOL_COLUMNS: dict[str, type] = {
     "names": str, "modalities": str, "sites": str, "regions": str, "objectives": str, "num_classes": int,
 }
@@ -47,6 +55,11 @@ class WireSchema:
     department_tasks: dict[str, list[str]]
     max_classes: int
     optional_arrays: set[str] = field(default_factory=lambda: {"extras"})
+    pool_values: dict[str, set[str]] | None = None
+    """Pool column -> the only strings it may hold (the scenario's task descriptors). None: alphabet + length only.
+    With it, no free text crosses the wire: every string is one the scenario already declares."""
+    scenario_sha: str | None = None
+    """The run's scenario hash: with it, every scenario_sha config value must equal it."""
 
     # ------------------------------------------------------------------ expected record layouts
 
@@ -154,6 +167,10 @@ class WireSchema:
                 out.append(Violation(f"{record}.{a.name}", f"shape {list(a.shape)} differs from the declared {list(shape)}"))
             if a.dtype != dtype:
                 out.append(Violation(f"{record}.{a.name}", f"dtype {a.dtype} differs from the declared {dtype}"))
+            limit = _itemsize(dtype) * _prod(shape) + ARRAY_HEADER_BYTES
+            if a.nbytes > limit:
+                out.append(Violation(f"{record}.{a.name}", f"carries {a.nbytes} bytes, more than its declared shape "
+                                     f"{list(shape)} x {dtype} allows ({limit} with header)"))
         if record not in self.optional_arrays:
             missing = sorted(set(declared) - seen)
             if missing:
@@ -213,6 +230,182 @@ class WireSchema:
             return [Violation(path, f"{v!r} is not a department of this scenario")]
         if kind == "hex" and not re.fullmatch(r"[0-9a-f]{64}", v):
             return [Violation(path, "expected a 64-character hex digest")]
+        if kind == "hex" and self.scenario_sha is not None and v != self.scenario_sha:
+            return [Violation(path, "is not this run's scenario hash")]
+        column = _pool_column(path)
+        if column is not None and self.pool_values is not None and v not in self.pool_values.get(column, set()):
+            return [Violation(path, f"string of {len(v)} characters is not one of the scenario's task descriptors")]
         if kind == "text" and not re.fullmatch(r"[\w .,&+()/'-]*", v):
             return [Violation(path, "contains characters outside the descriptor alphabet (letters, digits, spaces, .,&+()/'-)")]
         return []
+
+    # ------------------------------------------------------------------ the same check on a logged summary
+
+    def check_logged(self, entry: dict[str, Any], reply: bool, department: str | None) -> list[Violation]:
+        """Re-check one transfer-log entry (names, shapes, dtypes, byte counts; config values only as
+        type, length and short hash) against this schema. Used by `c2gr-fed audit`."""
+        if entry.get("error"):
+            return []
+        mt = str(entry.get("message_type"))
+        try:
+            expected = self.expected(mt, reply, department)
+        except KeyError as exc:
+            return [Violation("message_type", str(exc))]
+        out: list[Violation] = []
+        recs = entry.get("records") or {}
+        allowed_optional = {n for n in self.optional_arrays if n in self.arrays}
+        for name, rec in recs.items():
+            kind = rec.get("kind")
+            optional_here = name in allowed_optional and kind == "arrays" and "segmentor" in expected and (
+                mt.startswith("train") or mt == "query.audit")
+            if name not in expected and not optional_here:
+                out.append(Violation(f"record {name!r}", f"not declared for {mt} ({'reply' if reply else 'request'}); "
+                                     f"declared: {sorted(expected)}"))
+                continue
+            want = expected.get(name, "arrays")
+            if kind != want:
+                out.append(Violation(f"record {name!r}", f"is a {kind} record, declared {want}"))
+                continue
+            if kind == "arrays":
+                try:
+                    arrays = [ArrayInfo(str(a[0]), tuple(int(x) for x in a[1]), str(a[2]), int(a[3]), str(a[4]))
+                              for a in rec.get("arrays", [])]
+                except (TypeError, ValueError, IndexError):
+                    out.append(Violation(f"record {name!r}", "array list is malformed in the log"))
+                    continue
+                out.extend(self._check_arrays(name, arrays))
+                total = sum(a.nbytes for a in arrays)
+                if rec.get("bytes") != total:
+                    out.append(Violation(f"record {name!r}", f"logged {rec.get('bytes')} bytes but its arrays add up to {total}"))
+            elif kind == "metrics":
+                allowed = self.metric_keys(name, department)
+                for k, d in (rec.get("keys") or {}).items():
+                    if allowed is not None and k not in allowed:
+                        out.append(Violation(f"{name}.{k}", "undeclared metric key"))
+                    if d.get("type") not in ("int", "float"):
+                        out.append(Violation(f"{name}.{k}", f"metric must be a number, got {d.get('type')}"))
+            else:
+                out.extend(self._check_logged_config(name, rec.get("keys") or {}))
+        for name in expected:
+            if name not in recs:
+                out.append(Violation(f"record {name!r}", "declared but missing"))
+        return out
+
+    def _check_logged_config(self, record: str, keys: dict[str, dict[str, Any]]) -> list[Violation]:
+        declared = self.config_keys(record)
+        if declared is None:
+            return [Violation(record, "undeclared config record")]
+        out: list[Violation] = []
+        for k, d in keys.items():
+            path = f"{record}.{k}"
+            if k not in declared:
+                out.append(Violation(path, f"undeclared config key (value of type {d.get('type')}, {d.get('len', 1)} long)"))
+                continue
+            rule = declared[k]
+            typ = str(d.get("type"))
+            if rule is int:
+                if typ != "int":
+                    out.append(Violation(path, f"expected an integer, got {typ}"))
+                continue
+            if isinstance(rule, tuple) and rule[0] == "list":
+                item = rule[1].__name__
+                if typ not in (f"list[{item}]", "list[empty]"):
+                    out.append(Violation(path, f"expected a list of {item}, got {typ}"))
+                    continue
+                if int(d.get("len", 0)) > len(self.task_names) + 1:
+                    out.append(Violation(path, f"list of {d.get('len')} items is longer than the stream ({len(self.task_names)} tasks)"))
+                if item == "str":
+                    if int(d.get("max_len", 0)) > MAX_STRING:
+                        out.append(Violation(path, f"an item of {d.get('max_len')} characters exceeds the limit of {MAX_STRING}"))
+                    col = "names" if k == "names" else k
+                    allowed = self._allowed_hashes(("task", str) if k == "names" else ("pool", col))
+                    items = d.get("items")
+                    if allowed is not None and items is not None:
+                        bad = [i for i, h in enumerate(items) if h not in allowed]
+                        if bad:
+                            out.append(Violation(f"{path}[{bad[0]}]", f"{len(bad)} item(s) are not among the scenario's "
+                                                 "declared values (hash mismatch)"))
+                continue
+            if typ != "str":
+                out.append(Violation(path, f"expected a string, got {typ}"))
+                continue
+            if int(d.get("len", 0)) > MAX_STRING:
+                out.append(Violation(path, f"string of {d.get('len')} characters exceeds the limit of {MAX_STRING}"))
+                continue
+            allowed = self._allowed_hashes(rule)
+            if allowed is not None and d.get("sha256") not in allowed:
+                out.append(Violation(path, f"value (hash {str(d.get('sha256'))[:8]}) is not one this scenario declares"))
+        for k in declared:
+            if k not in keys:
+                out.append(Violation(f"{record}.{k}", "declared config key missing"))
+        return out
+
+    def _allowed_hashes(self, rule: Any) -> set[str] | None:
+        kind = rule[0] if isinstance(rule, tuple) else None
+        if kind == "task":
+            return {value_hash(t) for t in self.task_names}
+        if kind == "department":
+            return {value_hash(d) for d in self.department_tasks}
+        if kind == "hex":
+            return {value_hash(self.scenario_sha)} if self.scenario_sha else None
+        if kind == "pool" and self.pool_values is not None:
+            return {value_hash(v) for v in self.pool_values.get(rule[1], set())}
+        return None
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def _prod(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+def _itemsize(dtype: str) -> int:
+    import numpy as np
+
+    try:
+        return int(np.dtype(dtype).itemsize)
+    except TypeError:
+        return 8
+
+
+def _pool_column(path: str) -> str | None:
+    """'pool.modalities[2]' -> 'modalities'; other paths -> None."""
+    m = re.fullmatch(r"pool\.(\w+)\[\d+\]", path)
+    return m.group(1) if m else None
+
+
+def value_hash(v: Any) -> str:
+    """The short hash the transfer log stores for a config value (see wire._describe)."""
+    from .wire import _describe
+
+    return _describe(v)["sha256"]
+
+
+def schema_for_scenario(scenario: Any, pin_sha: bool = False) -> WireSchema:
+    """The declared wire schema of a resolved scenario: used by the coordinator, the departments and the audit.
+
+    pin_sha: also require every scenario_sha value to be this scenario's (the audit; live, a mismatch is
+    reported by the federation layer with its own clearer message)."""
+    import hashlib
+    import json
+
+    from ..learning import wire_schema
+    from ..prompts import PromptPool, TaskDescriptor
+
+    pool = PromptPool()
+    for t in scenario.stream():
+        pool.add(TaskDescriptor.from_task(t))
+    columns = pool.to_wire()
+    sha = hashlib.sha256(json.dumps(scenario.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+    return WireSchema(
+        arrays=wire_schema(scenario),
+        task_names=[t.name for t in scenario.stream()],
+        department_tasks={d.name: [t.name for t in d.tasks] for d in scenario.departments},
+        max_classes=scenario.model.max_classes,
+        pool_values={c: {str(x) for x in v} for c, v in columns.items() if c in POOL_COLUMNS and POOL_COLUMNS[c] is str},
+        scenario_sha=sha if pin_sha else None,
+    )

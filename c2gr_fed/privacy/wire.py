@@ -67,7 +67,12 @@ class MessageInfo:
 def _describe(v: Any) -> dict[str, Any]:
     h = hashlib.sha256(json.dumps(v, sort_keys=True, default=str).encode()).hexdigest()[:16]
     if isinstance(v, list):
-        return {"type": f"list[{type(v[0]).__name__ if v else 'empty'}]", "len": len(v), "sha256": h}
+        out: dict[str, Any] = {"type": f"list[{type(v[0]).__name__ if v else 'empty'}]", "len": len(v), "sha256": h}
+        if v and all(isinstance(x, str) for x in v):
+            # per-item short hashes and the longest item: the audit checks them against the declared values
+            out["items"] = [_describe(x)["sha256"] for x in v]
+            out["max_len"] = max(len(x) for x in v)
+        return out
     if isinstance(v, (str, bytes)):
         return {"type": type(v).__name__, "len": len(v), "sha256": h}
     return {"type": type(v).__name__, "sha256": h}

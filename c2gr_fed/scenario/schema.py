@@ -276,6 +276,15 @@ class FederationConfig(StrictModel):
     evaluate_every_department: bool = True
 
 
+class PrivacyConfig(StrictModel):
+    """Optional privacy audits after the last round, run by each department on its own data (aggregates only)."""
+
+    memorisation_audit: bool = Field(
+        False, description="after the last round, each department audits the generator and segmentor on its tasks"
+    )
+    samples: int = Field(32, ge=4, le=10_000, description="synthetic pairs per task for the memorisation audit")
+
+
 # --------------------------------------------------------------------------------------------------- scenario
 
 
@@ -292,6 +301,7 @@ class Scenario(StrictModel):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     diffusion: DiffusionConfig = Field(default_factory=DiffusionConfig)
     federation: FederationConfig = Field(default_factory=FederationConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     departments: list[DepartmentSpec] = Field(..., min_length=1)
     order: list[str] | None = None
 
