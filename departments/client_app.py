@@ -9,7 +9,7 @@ from __future__ import annotations
 from flwr.app import Context, Message
 from flwr.clientapp import ClientApp
 
-from c2gr_fed.federation.department import handle_discover, handle_evaluate, handle_train
+from c2gr_fed.federation.department import handle_audit, handle_discover, handle_evaluate, handle_train
 from c2gr_fed.federation.settings import AppSettings, settings_from_context
 
 
@@ -31,6 +31,10 @@ def make_client_app(settings: AppSettings | None = None, mods: list | None = Non
     @app.evaluate()
     def evaluate(msg: Message, context: Context) -> Message:
         return handle_evaluate(_settings(context), msg, context)
+
+    @app.query("audit")
+    def audit(msg: Message, context: Context) -> Message:
+        return handle_audit(_settings(context), msg, context)
 
     return app
 

@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", type=Path)
     p.add_argument("--out", type=Path, default=None, help="also write the comparison as markdown + CSV with this stem")
 
+    p = sub.add_parser("audit", help="verify a run's transfer log, wire schema and privacy audits; writes audit.md/.json")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.add_argument("--show", type=int, default=10, help="violations to print (all are in audit.md)")
+
     return ap
 
 
@@ -75,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
             from .report_cmd import report_command
 
             return report_command(args, console)
+        if args.command == "audit":
+            from .audit_cmd import audit_command
+
+            return audit_command(args, console)
     except C2GRError as exc:
         if verbose:
             err_console.print_exception()

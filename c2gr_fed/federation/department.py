@@ -159,6 +159,42 @@ def handle_evaluate(settings: AppSettings, msg: Message, context: Context) -> Me
     return Message(RecordDict({"dice": MetricRecord(metrics)}), reply_to=msg)
 
 
+def handle_audit(settings: AppSettings, msg: Message, context: Context) -> Message:
+    """Memorisation audit of the received generator + membership inference on the segmentor, for one of this
+    department's tasks, on its own data. Only aggregates (MEMORISATION_METRIC_KEYS) are returned; the distance
+    histogram stays in RUN_DIR/departments/NAME/."""
+    import torch
+
+    from ..data.types import TaskData as _TD
+    from ..privacy.membership import membership_inference
+    from ..privacy.memorisation import audit_generator
+
+    scenario = scenario_of(settings)
+    dept = department_name(settings, scenario, context)
+    _check_incoming(msg, scenario, dept)
+    cfg = msg.content.config_records["audit"]
+    _check_sha(scenario, cfg, dept)
+    _set_threads(scenario)
+    task_name, round_index, samples = str(cfg["task"]), int(cfg["round"]), int(cfg["samples"])
+    own = {t.name: t for t in scenario.department(dept).tasks}
+    if task_name not in own:
+        raise FederationError(f"department {dept!r} was asked to audit task {task_name!r}, which it does not hold")
+    task = own[task_name]
+    state = build_state(scenario)
+    load_state_from_content(state, msg.content)
+    train = load_task(scenario, task, "train", _data_root(settings))
+    parts = [load_task(scenario, task, s, _data_root(settings)) for s in ("val", "test")]
+    parts = [p for p in parts if len(p)]
+    heldout = _TD(task.name, "test", torch.cat([p.images for p in parts]), torch.cat([p.masks for p in parts]),
+                  train.num_classes)
+    figure = Path(settings.run_dir) / "departments" / dept / f"memorisation_{task_name}.png"
+    metrics = audit_generator(state, scenario, task, train, heldout, samples, seed=scenario.seed * 7 + round_index,
+                              figure=figure)
+    metrics.update(membership_inference(state, scenario, task, train, heldout))
+    clean = {k: float(v) for k, v in metrics.items() if math.isfinite(float(v))}
+    return Message(RecordDict({"memorisation": MetricRecord(clean)}), reply_to=msg)
+
+
 def _save_replay_preview(settings: AppSettings, dept: str, round_index: int, preview, scenario: Scenario) -> None:
     """The replay grid stays in the department's own folder; only its existence is known outside."""
     try:
