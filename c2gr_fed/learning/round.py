@@ -86,6 +86,7 @@ def run_round(
     encoder = build_text_encoder(scenario.text_encoder)
     seed = scenario.seed * 1_000_003 + round_index * 7919
     gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)  # diffusion noise and timesteps: repeatable whatever ran before in this process
     K = scenario.model.max_classes
 
     # -- (1) replay for every earlier task, with the received generator and the earlier prompts ----------
