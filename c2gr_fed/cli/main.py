@@ -48,6 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR", help="continue a run after its last complete round")
     p.add_argument("--verbose", action="store_true", help="show tracebacks and Flower/Ray logs")
 
+    p = sub.add_parser("deploy-local", help="run a scenario on Flower's deployment engine as local processes (127.0.0.1)")
+    _add_scenario_args(p)
+    p.add_argument("--out", type=Path, default=None, help="run directory (default: runs/<scenario>-<method>-deploy-<time>)")
+    p.add_argument("--secure", action="store_true", help="TLS on every connection + SuperNode authentication")
+    p.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for the run to finish")
+    p.add_argument("--json", action="store_true", help="also print run directory, run id and timings as JSON")
+
     p = sub.add_parser("report", help="(re)write report.md of runs and print a Table-1-style comparison")
     p.add_argument("runs", nargs="+", type=Path)
     p.add_argument("--out", type=Path, default=None, help="also write the comparison as markdown + CSV with this stem")
@@ -75,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
             from .run_cmd import run_command
 
             return run_command(args, console, verbose)
+        if args.command == "deploy-local":
+            from .deploy_cmd import deploy_local_command
+
+            return deploy_local_command(args, console)
         if args.command == "report":
             from .report_cmd import report_command
 
