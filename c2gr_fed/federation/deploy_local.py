@@ -606,6 +606,50 @@ def _can_list(env: dict[str, str]) -> bool:
         return False
 
 
+def prepare_run_dir(scenario_path: Path, run_dir: Path, overrides: Sequence[str] = ()) -> Path:
+    """Write the resolved scenario to RUN_DIR/scenario.yaml (what `c2gr-fed run` does before a run)."""
+    from ..runs.layout import RunDir
+    from ..scenario import dump_scenario, load_scenario
+
+    run = RunDir(Path(run_dir)).ensure()
+    run.scenario.write_text(dump_scenario(load_scenario(scenario_path, list(overrides))))
+    return run.scenario
+
+
+def serve_superlink(superlink_argv: list[str], register_dir: Path, port: int, root_certificates: Path | None,
+                    marker: Path) -> int:
+    """Container entry point (secure profile): run flower-superlink, register the public keys of the listed
+    departments (every *.pub in register_dir) with `flwr supernode register`, touch `marker` (the healthcheck),
+    then wait. With --enable-supernode-auth, SuperNodes whose key is not registered are refused."""
+    env = flwr_env(Path(os.environ.get("FLWR_HOME", "/tmp/flwr-superlink")))
+    cli_home = Path("/tmp/flwr-register")
+    write_cli_config(cli_home, f"127.0.0.1:{port}", root_certificates)
+    cli_env = flwr_env(cli_home)
+    link = subprocess.Popen([tool("flower-superlink"), *superlink_argv], env=env)
+    signal.signal(signal.SIGTERM, lambda *_: link.terminate())
+
+    def alive() -> None:
+        if link.poll() is not None:
+            raise FederationError(f"flower-superlink exited with status {link.returncode}")
+
+    try:
+        _wait_until(lambda: port_open(port), 120, "the SuperLink", alive)
+        keys = sorted(Path(register_dir).glob("*.pub"))
+        if not keys:
+            raise FederationError(f"no *.pub SuperNode keys in {register_dir}: run docker/make-certs.sh")
+        for key in keys:
+            cp = flwr_cli(["supernode", "register", str(key), CONNECTION, "--name", key.stem, "--format", "json"],
+                          cli_env, timeout=120)
+            if cp.returncode != 0:
+                raise FederationError(f"registering {key.name} failed: {(cp.stdout + cp.stderr)[-800:]}")
+            print(f"registered SuperNode key {key.name}", flush=True)
+        marker.write_text("registered\n")
+    except BaseException:
+        link.terminate()
+        raise
+    return link.wait()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m c2gr_fed.federation.deploy_local")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -625,7 +669,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("dest", type=Path)
     p.add_argument("--host", action="append", default=[], help="a DNS name or IP for the server certificate")
     p.add_argument("--department", action="append", default=[])
+    p = sub.add_parser("prepare-run-dir", help="write the resolved scenario to RUN_DIR/scenario.yaml")
+    p.add_argument("scenario", type=Path)
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--set", dest="overrides", action="append", default=[])
+    p = sub.add_parser("serve-superlink", help="run flower-superlink and register the listed SuperNode keys")
+    p.add_argument("--register-dir", type=Path, required=True, help="folder of the listed departments' *.pub keys")
+    p.add_argument("--port", type=int, default=9093)
+    p.add_argument("--root-certificates", type=Path, default=None)
+    p.add_argument("--marker", type=Path, default=Path("/tmp/registered"))
+    p.add_argument("superlink_args", nargs=argparse.REMAINDER, help="-- then the flower-superlink arguments")
     ns = ap.parse_args(argv)
+    if ns.cmd == "prepare-run-dir":
+        print(prepare_run_dir(ns.scenario, ns.run_dir, ns.overrides))
+        return 0
+    if ns.cmd == "serve-superlink":
+        rest = ns.superlink_args[1:] if ns.superlink_args[:1] == ["--"] else ns.superlink_args
+        return serve_superlink(rest, ns.register_dir, ns.port, ns.root_certificates, ns.marker)
     if ns.cmd == "stage-app":
         print(stage_app(ns.dest))
         return 0
