@@ -9,6 +9,7 @@ initialisation the prediction is 0 and no gradient flows upstream (the context g
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from c2gr_fed.scenario.schema import UNetConfig
@@ -45,8 +46,6 @@ class JointDenoiser(nn.Module):
 
 
 def _cat_same_dtype(x: Tensor, y: Tensor) -> Tensor:
-    import torch
-
     if x.dtype != y.dtype:
         y = y.to(x.dtype)
     return torch.cat([x, y], dim=1)
