@@ -409,18 +409,27 @@ def submit_run(app: Path, env: dict[str, str], config: str, connection: str = CO
     return int(data["run-id"])
 
 
-def wait_for_run(run_id: int, env: dict[str, str], timeout: float, poll_s: float = 5.0,
-                 check: Callable[[], None] | None = None, connection: str = CONNECTION) -> dict[str, Any]:
-    """Poll `flwr ls` until the run is finished (its real status: `flwr run --stream` exits 0 on failure)."""
+def wait_for_run(run_id: int, env: dict[str, str], timeout: float, poll_s: float = 15.0,
+                 check: Callable[[], None] | None = None, connection: str = CONNECTION,
+                 done_hint: Callable[[], bool] | None = None) -> dict[str, Any]:
+    """Poll `flwr ls` until the run is finished (its real status: `flwr run --stream` exits 0 on failure).
+
+    Each `flwr ls` starts a Python process, so it is asked every `poll_s` seconds, or at once when the cheap
+    `done_hint` (e.g. summary.json complete) says the run may be over."""
     t0 = time.monotonic()
     status: dict[str, Any] = {}
+    last_ls = -poll_s
     while time.monotonic() - t0 < timeout:
         if check is not None:
             check()
-        status = run_status(run_id, env, connection)
-        if str(status.get("status", "")).startswith("finished"):
-            return status
-        time.sleep(poll_s)
+        hint = done_hint() if done_hint is not None else False
+        since = time.monotonic() - last_ls
+        if (hint and since >= 3.0) or since >= poll_s:
+            last_ls = time.monotonic()
+            status = run_status(run_id, env, connection)
+            if str(status.get("status", "")).startswith("finished"):
+                return status
+        time.sleep(1.0)
     raise FederationError(f"run {run_id} not finished after {timeout:.0f} s (last status: {status.get('status')})")
 
 
@@ -541,7 +550,8 @@ def deploy_local(scenario_path: Path, overrides: Sequence[str] = (), out: Path |
         run_id = submit_run(app, cli_env, run_config(run.scenario, run.root, data_root_s))
         log(f"run {run_id} submitted ({n_rounds} rounds)")
         t_run = time.monotonic()
-        status = wait_for_run(run_id, cli_env, timeout, check=lambda: (check_alive(), procs.remember_descendants()))
+        status = wait_for_run(run_id, cli_env, timeout, check=lambda: (check_alive(), procs.remember_descendants()),
+                              done_hint=lambda: _read_summary(run.summary).get("completed_rounds") == n_rounds)
         timings["run_s"] = time.monotonic() - t_run
         _save_serverapp_log(run_id, cli_env, logs)
         summary = _read_summary(run.summary)
