@@ -19,8 +19,8 @@ from .shapes import Profile, blob, ellipse, grid, smooth_field
 # window-mapped densities: fat, soft tissue, muscle, liver, spleen, kidney cortex/medulla, pancreas, vessels,
 # bone, tumour offset (relative to the organ)
 PHASES: dict[str, dict[str, float]] = {
-    "pancreas": dict(liver=0.58, spleen=0.62, cortex=0.82, medulla=0.5, pancreas=0.64, vessel=0.9, tumour=-0.13),
-    "kidney": dict(liver=0.6, spleen=0.6, cortex=0.74, medulla=0.72, pancreas=0.56, vessel=0.72, tumour=-0.14),
+    "pancreas": dict(liver=0.58, spleen=0.62, cortex=0.82, medulla=0.5, pancreas=0.64, vessel=0.9, tumour=-0.24),
+    "kidney": dict(liver=0.6, spleen=0.6, cortex=0.74, medulla=0.72, pancreas=0.56, vessel=0.72, tumour=-0.22),
     "liver": dict(liver=0.66, spleen=0.64, cortex=0.72, medulla=0.66, pancreas=0.56, vessel=0.78, tumour=-0.15),
 }
 
@@ -59,7 +59,7 @@ def abdominal_ct(anat: Rng, app: Rng, n: int, size: int, variant: str) -> tuple[
     medulla = kidneys & (d_kid < 0.6)
     # pancreas: elongated lobulated band from the head (near the IVC) to the tail (near the spleen)
     pang = anat.uniform(n, -0.45, -0.15)
-    pr = anat.uniform(n, 0.05, 0.075)
+    pr = anat.uniform(n, 0.06, 0.09)
     d_panc = blob(yy, xx, sy - vr - ar * 3.2 + anat.uniform(n, -0.05, 0.02), bcx + anat.uniform(n, 0.05, 0.18), pr, anat.uniform(n, 0.28, 0.4), pang, Profile.random(anat, n, 0.1, 10, decay=0.5))
     pancreas = (d_panc < 1) & inner & ~liver & ~kidneys & ~aorta & ~ivc
     # bowel loops / stomach: several circles with air, fluid or oral contrast
@@ -85,9 +85,13 @@ def abdominal_ct(anat: Rng, app: Rng, n: int, size: int, variant: str) -> tuple[
         score = torch.rand(om.shape, generator=anat.gen) + om.float() * 2.0
         idx = score.reshape(n, -1).argmax(1)
         ty, tx = yy.reshape(-1)[idx], xx.reshape(-1)[idx]
-        rt = anat.uniform(n, 0.04, 0.09) * (1.6 if name == "liver" else 1.0)
-        tumours[name] = (blob(yy, xx, ty, tx, rt, rt * anat.uniform(n, 0.8, 1.2), None, Profile.random(anat, n, 0.15, 4)) < 1) & om
+        rt = anat.uniform(n, 0.06, 0.1) * {"liver": 1.5, "kidney": 1.4, "pancreas": 1.35}[name]
+        t_m = blob(yy, xx, ty, tx, rt, rt * anat.uniform(n, 0.8, 1.2), None, Profile.random(anat, n, 0.15, 4)) < 1
+        # kidney and pancreas tumours may bulge out of the organ contour (exophytic); liver ones stay inside
+        room = om if name == "liver" else (targets[name][1] < 1.5) & inner & ~(occupied & ~om) & ~(vert < 1.3)
+        tumours[name] = t_m & room
     tumour = tumours[variant]
+    organ = organ | tumour
 
     fat = 0.28
     img = torch.zeros(n, 1, size, size)
@@ -103,6 +107,8 @@ def abdominal_ct(anat: Rng, app: Rng, n: int, size: int, variant: str) -> tuple[
     img = paint(img, spleen, ph["spleen"])
     img = paint(img, kidneys, ph["cortex"])
     img = paint(img, medulla, ph["medulla"])
+    peri = ((d_panc >= 1) & (d_panc < 1.35) | (d_kid >= 1) & (d_kid < 1.45)) & inner & ~occupied & ~bowel_m
+    img = paint(img, peri, fat + 0.05)
     img = paint(img, pancreas, ph["pancreas"] * (1 + 0.08 * smooth_field(app, n, size, 24)))
     img = paint(img, aorta, ph["vessel"])
     img = paint(img, ivc, ph["vessel"] * 0.85)
@@ -110,7 +116,7 @@ def abdominal_ct(anat: Rng, app: Rng, n: int, size: int, variant: str) -> tuple[
     base = {"liver": ph["liver"], "kidney": ph["cortex"], "pancreas": ph["pancreas"]}[variant]
     img = paint(img, tumour, (base + ph["tumour"] * col(app.uniform(n, 0.7, 1.3))[:, None]) * (1 + 0.1 * smooth_field(app, n, size, 16)))
     img = img * col(app.uniform(n, 0.9, 1.1))[:, None] + col(app.uniform(n, -0.05, 0.05))[:, None]
-    img = gaussian_noise(blur(img, 0.006), app, 0.06)
+    img = gaussian_noise(blur(img, 0.006), app, 0.045)
     mask = torch.zeros(n, size, size, dtype=torch.int64)
     mask[organ] = 1
     mask[tumour] = 2

@@ -33,8 +33,8 @@ def cardiac_mr(anat: Rng, app: Rng, n: int, size: int, variant: str) -> tuple[to
     fat = body & (d_body > col(anat.uniform(n, 0.82, 0.92)))
     # heart geometry
     hy, hx = bcy + anat.uniform(n, -0.2, 0.05), bcx + anat.uniform(n, -0.05, 0.2)
-    r_lv = anat.uniform(n, 0.11, 0.2)
-    t_myo = anat.uniform(n, 0.05, 0.085)
+    r_lv = anat.uniform(n, 0.14, 0.26)
+    t_myo = anat.uniform(n, 0.06, 0.1)
     prof = Profile.random(anat, n, 0.06, 3)
     d_lv = blob(yy, xx, hy, hx, r_lv, r_lv * anat.uniform(n, 0.9, 1.1), None, prof)
     lv = d_lv < 1

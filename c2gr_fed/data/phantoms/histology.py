@@ -15,7 +15,7 @@ from .sampling import Rng, col
 from .shapes import Profile, blob, grid, smooth_field, sparse_dots
 
 H_OD = torch.tensor([0.65, 0.70, 0.29]) * 1.6  # haematoxylin optical density per unit stain
-E_OD = torch.tensor([0.07, 0.99, 0.11]) * 0.9  # eosin
+E_OD = torch.tensor([0.05, 0.95, 0.45]) * 0.9  # eosin
 
 
 def histology(anat: Rng, app: Rng, n: int, size: int, variant: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -25,22 +25,22 @@ def histology(anat: Rng, app: Rng, n: int, size: int, variant: str) -> tuple[tor
     ring_nuc_zone = torch.zeros_like(gland)
     for g in range(5):
         on = anat.uniform(n, 0, 1) < (1.0 if g < 2 else 0.55)
-        r = anat.uniform(n, 0.16, 0.32)
+        r = anat.uniform(n, 0.22, 0.42)
         d = blob(yy, xx, anat.uniform(n, -0.85, 0.85), anat.uniform(n, -0.85, 0.85), r * anat.uniform(n, 0.55, 1.0), r, anat.uniform(n, 0, 3.14), Profile.random(anat, n, 0.15, 5))
         m = (d < 1) & col(on)
         gland |= m
         lumen |= m & (d < col(anat.uniform(n, 0.35, 0.7)))
         ring_nuc_zone |= m & (d > 0.72)
     lumen &= ~ring_nuc_zone
-    px = max(0, round(size / 64))
-    dens = torch.where(ring_nuc_zone, 0.22, torch.where(gland & ~lumen, 0.04, 0.012))
+    px = max(1, round(size / 28))
+    dens = torch.where(ring_nuc_zone, 0.3, torch.where(gland & ~lumen, 0.04, 0.012))
     infl = smooth_field(anat, n, size, 6)[:, 0] > col(anat.uniform(n, 1.0, 1.8))  # inflammatory clusters
     dens = torch.where(infl & ~gland, 0.3, dens)
-    nuclei = sparse_dots(anat, dens * (1.0 / (1 + px) ** 2), px) & ~lumen
+    nuclei = sparse_dots(anat, dens / px**2, px) & ~lumen
     tears = (smooth_field(anat, n, size, 10)[:, 0] > col(anat.uniform(n, 1.6, 2.4))) & ~gland  # white spaces
 
-    fib = smooth_field(app, n, size, (4, 20))[:, 0]
-    e = col(app.uniform(n, 0.45, 0.8)) * (1 + 0.3 * fib)
+    fib = 0.6 * smooth_field(app, n, size, (6, 12))[:, 0] + 0.5 * smooth_field(app, n, size, 16)[:, 0]
+    e = col(app.uniform(n, 0.35, 0.65)) * (1 + 0.3 * fib)
     h = torch.full_like(e, 0.06)
     e = torch.where(gland & ~lumen, col(app.uniform(n, 0.3, 0.5)), e)
     h = torch.where(gland & ~lumen, col(app.uniform(n, 0.18, 0.32)), h)

@@ -36,9 +36,9 @@ def brain_mr(anat: Rng, app: Rng, n: int, size: int, variant: str) -> tuple[torc
     skull = skull & ~scalp
     brain = d_head < 0.86
     csf_rim = brain & (d_head >= 0.83)
-    fold = smooth_field(anat, n, size, 9)[:, 0]
+    fold = smooth_field(anat, n, size, 8)[:, 0]
     wm = brain & (d_head < 0.62 + 0.12 * fold)
-    sulci = brain & ~wm & ((smooth_field(anat, n, size, 12)[:, 0]).abs() < 0.12)
+    sulci = brain & ~wm & (d_head > 0.55) & ((smooth_field(anat, n, size, 12)[:, 0]).abs() < 0.07)
     # ventricles: two small tilted ellipses
     vent = torch.zeros_like(brain)
     vr = anat.uniform(n, 0.05, 0.09)
@@ -50,14 +50,14 @@ def brain_mr(anat: Rng, app: Rng, n: int, size: int, variant: str) -> tuple[torc
     ta = anat.uniform(n, 0, 2 * math.pi)
     tr = anat.uniform(n, 0.0, 0.45)
     tcy, tcx = hcy + tr * hry * torch.sin(ta), hcx + tr * hrx * torch.cos(ta)
-    rt = anat.uniform(n, 0.1, 0.22)
+    rt = anat.uniform(n, 0.14, 0.28)
     tprof = Profile.random(anat, n, 0.2, 5)
     d_t = blob(yy, xx, tcy, tcx, rt, rt * anat.uniform(n, 0.8, 1.2), anat.uniform(n, 0, 3.14), tprof)
     core_f = anat.uniform(n, 0.4, 0.75)
     tumour = (d_t < 1) & brain
     core = tumour & (d_t < col(core_f))
     enh = tumour & ~core
-    re = rt * anat.uniform(n, 1.5, 2.3)
+    re = rt * anat.uniform(n, 1.35, 2.0)
     d_e = blob(yy, xx, tcy, tcx, re, re * anat.uniform(n, 0.7, 1.2), anat.uniform(n, 0, 3.14), Profile.random(anat, n, 0.35, 6))
     oed = (d_e < 1) & brain & ~tumour & ~vent
 

@@ -43,7 +43,7 @@ def _vessel_tree(anat: Rng, n: int, size: int, cy: torch.Tensor, cx: torch.Tenso
     bs, bh = branch_starts(main, anat, 3, 0.2, 0.85)
     bh = bh + anat.sign(n, bs.shape[1]) * anat.uniform(n, 0.5, 1.1, bs.shape[1])
     br = walk_curves(anat, n, bs, bh, anat.uniform(n, 0.3, 0.8, bs.shape[1]) * scale, wiggle=1.2)
-    thick = rasterise_curves(main, size, width=0.035)
+    thick = rasterise_curves(main, size, width=0.03)
     thin = rasterise_curves(br, size, width=0.0) | rasterise_curves(main, size, width=0.0)
     return thick, thin
 
@@ -53,7 +53,7 @@ def fundus(anat: Rng, app: Rng, n: int, size: int, variant: str) -> tuple[torch.
     p = FUNDUS_SITES[variant]
     yy, xx = grid(size)
     cy, cx = anat.uniform(n, -0.18, 0.18), anat.uniform(n, -0.18, 0.18)
-    rd = anat.uniform(n, 0.26, 0.42)
+    rd = anat.uniform(n, 0.34, 0.52)
     asp = anat.uniform(n, 0.9, 1.12)
     ang = anat.uniform(n, -0.4, 0.4)
     d_disc = blob(yy, xx, cy, cx, rd * asp, rd, ang, Profile.random(anat, n, 0.05, 4))
@@ -75,11 +75,11 @@ def fundus(anat: Rng, app: Rng, n: int, size: int, variant: str) -> tuple[torch.
 
     bg = torch.tensor(p["bg"]).view(1, 3, 1, 1)
     tex = 1.0 + 0.10 * smooth_field(app, n, size, 10) + 0.05 * smooth_field(app, n, size, 24)
-    bright = 1.0 + 0.35 * torch.exp(-((d_disc - 1).clamp_min(0) ** 2) / 0.8)[:, None] - 0.35 * torch.exp(-mac**2)[:, None]
+    bright = 1.0 + 0.12 * torch.exp(-((d_disc - 1).clamp_min(0) ** 2) / 0.8)[:, None] - 0.35 * torch.exp(-mac**2)[:, None]
     img = bg * tex * bright
     # disc: per-sample contrast, with a temporal-to-nasal brightness gradient
     grad = (0.75 + 0.25 * torch.tanh(((xx - col(cx)) * col(temporal)) / col(rd) * 1.5))
-    a_disc = col(app.uniform(n, 0.35, 0.8)) * grad
+    a_disc = col(app.uniform(n, 0.55, 0.9)) * grad
     img = paint(img, disc, torch.tensor(p["disc"]), a_disc[:, None])
     a_cup = col(app.uniform(n, 0.25, 0.75)) * (0.8 + 0.2 * torch.exp(-d_cup**2))
     img = paint(img, cup, torch.tensor(p["cup"]), a_cup[:, None])
@@ -118,7 +118,7 @@ def retinal_vessels(anat: Rng, app: Rng, n: int, size: int, variant: str) -> tup
     img = img * (1 - 0.45 * torch.exp(-mac**2 * 1.5))[:, None]
     img = paint(img, disc, torch.tensor([1.0, 0.85, 0.6]), 0.85)
     vcol = torch.tensor([0.42, 0.1, 0.05])
-    img = paint(img, vessels, vcol, col(app.uniform(n, 0.35, 0.6))[:, None])
+    img = paint(img, vessels, vcol, col(app.uniform(n, 0.5, 0.75))[:, None])
     img = paint(img, thick, vcol, 0.3)
     img = img * vignette(yy, xx, 0.45, 1.1)
     fov = (yy * yy + xx * xx) < 0.97**2
@@ -143,9 +143,9 @@ def oct_layers(anat: Rng, app: Rng, n: int, size: int, variant: str) -> tuple[to
     xf = anat.uniform(n, -0.5, 0.5)[:, None]
     pit = torch.exp(-((x - xf) ** 2) / col(anat.uniform(n, 0.03, 0.08))[:, 0])
     y0 = col(anat.uniform(n, -0.45, -0.05))[:, 0] + col(anat.uniform(n, -0.25, 0.25))[:, 0] * x + wave(0.12) + anat.uniform(n, 0.08, 0.18)[:, None] * pit
-    y1 = y0 + anat.uniform(n, 0.12, 0.22)[:, None] * (1 - 0.85 * pit) + wave(0.03).abs()
-    y2 = y1 + anat.uniform(n, 0.14, 0.22)[:, None] + wave(0.03).abs() + 0.05 * pit
-    y3 = y2 + anat.uniform(n, 0.06, 0.1)[:, None] + wave(0.015).abs()
+    y1 = y0 + anat.uniform(n, 0.16, 0.28)[:, None] * (1 - 0.85 * pit) + wave(0.03).abs()
+    y2 = y1 + anat.uniform(n, 0.18, 0.28)[:, None] + wave(0.03).abs() + 0.05 * pit
+    y3 = y2 + anat.uniform(n, 0.08, 0.13)[:, None] + wave(0.015).abs()
     y4 = y3 + anat.uniform(n, 0.2, 0.35)[:, None] + wave(0.05).abs()
     Y = yy.expand(n, -1, -1)
     band = lambda a, b: (Y >= a[:, None, :]) & (Y < b[:, None, :])  # noqa: E731

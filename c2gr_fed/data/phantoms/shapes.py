@@ -63,12 +63,21 @@ class Profile:
         phases = rng.uniform(n, 0.0, 2 * math.pi, harmonics)
         return Profile(amps, phases, k0)
 
-    def __call__(self, theta: torch.Tensor) -> torch.Tensor:
-        """theta (N, H, W) -> radius factor (N, H, W), clamped to >= 0.3."""
-        r = torch.ones_like(theta)
+    def __call__(self, cos_t: torch.Tensor, sin_t: torch.Tensor) -> torch.Tensor:
+        """(cos theta, sin theta), each (N, H, W) -> radius factor (N, H, W), clamped to >= 0.3.
+
+        Harmonics come from the angle-addition recurrence, so no transcendental is evaluated per harmonic."""
+        ck, sk = cos_t, sin_t
+        for _ in range(self.k0 - 1):
+            ck, sk = ck * cos_t - sk * sin_t, sk * cos_t + ck * sin_t
+        a = self.amps * torch.cos(self.phases)
+        b = self.amps * torch.sin(self.phases)
+        r = torch.ones_like(cos_t)
         for i in range(self.amps.shape[1]):
-            k = self.k0 + i
-            r = r + self.amps[:, i, None, None] * torch.cos(k * theta + self.phases[:, i, None, None])
+            if i:
+                ck, sk = ck * cos_t - sk * sin_t, sk * cos_t + ck * sin_t
+            # a_k cos(k t + phi) = a_k (cos kt cos phi - sin kt sin phi)
+            r = r + a[:, i, None, None] * ck - b[:, i, None, None] * sk
         return r.clamp_min(0.3)
 
 
@@ -91,7 +100,7 @@ def blob(
     rho = torch.sqrt(u * u + v * v + 1e-12)
     if profile is None:
         return rho
-    return rho / profile(torch.atan2(v, u))
+    return rho / profile(u / rho, v / rho)
 
 
 def smooth_field(rng: Rng, n: int, size: int, cells: int | tuple[int, int], channels: int = 1) -> torch.Tensor:
@@ -153,11 +162,15 @@ def rasterise_curves(points: torch.Tensor, size: int, width: float = 0.0) -> tor
     canvas = torch.zeros(n * size * size + 1, dtype=torch.float32)
     canvas[flat.reshape(-1)] = 1.0
     img = canvas[:-1].reshape(n, 1, size, size)
-    k = int(round(width * size))
-    if k >= 2:
-        k = k + 1 - (k % 2)
-        img = F.max_pool2d(img, k, 1, k // 2)
-    return img[:, 0] > 0.5
+    return dilate(img[:, 0] > 0.5, int(round(width * size)))
+
+
+def dilate(mask: torch.Tensor, k: int) -> torch.Tensor:
+    """Square dilation of a bool (N, H, W) mask by a k x k window (k may be even; k <= 1 is a no-op)."""
+    if k <= 1:
+        return mask
+    x = F.pad(mask[:, None].float(), ((k - 1) // 2, k // 2, (k - 1) // 2, k // 2))
+    return F.max_pool2d(x, k, 1)[:, 0] > 0.5
 
 
 def branch_starts(curves: torch.Tensor, rng: Rng, per_curve: int, lo: float = 0.15, hi: float = 0.8) -> tuple[torch.Tensor, torch.Tensor]:
@@ -173,13 +186,7 @@ def branch_starts(curves: torch.Tensor, rng: Rng, per_curve: int, lo: float = 0.
     return p0.reshape(n, c * per_curve, 2), heading.reshape(n, c * per_curve)
 
 
-def sparse_dots(rng: Rng, density: torch.Tensor, radius_px: int) -> torch.Tensor:
-    """Random dots: Bernoulli impulses with per-pixel probability `density` (N, H, W), dilated by a disc of
-    `radius_px` pixels (0 = single pixels). Returns bool (N, H, W)."""
-    imp = rng.bernoulli(density).float()[:, None]
-    if radius_px >= 1:
-        k = 2 * radius_px + 1
-        r = torch.arange(k, dtype=torch.float32) - radius_px
-        disc = ((r[:, None] ** 2 + r[None, :] ** 2) <= radius_px**2 + 0.5).float()[None, None]
-        imp = F.conv2d(imp, disc, padding=radius_px)
-    return imp[:, 0] > 0.5
+def sparse_dots(rng: Rng, density: torch.Tensor, dot_px: int) -> torch.Tensor:
+    """Random dots: Bernoulli impulses with per-pixel probability `density` (N, H, W), each grown to a
+    `dot_px` x `dot_px` square. Returns bool (N, H, W)."""
+    return dilate(rng.bernoulli(density), dot_px)

@@ -22,7 +22,7 @@ def endoscopy(anat: Rng, app: Rng, n: int, size: int, variant: str) -> tuple[tor
     d_lum = blob(yy, xx, ly, lx, anat.uniform(n, 0.12, 0.3), anat.uniform(n, 0.12, 0.3), None, Profile.random(anat, n, 0.25, 4))
     rad = torch.sqrt((yy - col(ly)) ** 2 + (xx - col(lx)) ** 2)
     folds = 0.5 + 0.5 * torch.sin(rad * col(anat.uniform(n, 9, 16)) + 2.0 * smooth_field(anat, n, size, 4)[:, 0])
-    light = (0.25 + 0.75 * (rad / 1.2).clamp(0, 1)) * (0.85 + 0.15 * folds)
+    light = 1.2 * (0.35 + 0.65 * (rad / 1.2).clamp(0, 1)) * (0.85 + 0.15 * folds)
     # polyp: dome away from the lumen centre
     pa = anat.uniform(n, 0, 2 * math.pi)
     pd = anat.uniform(n, 0.35, 0.7)
@@ -40,12 +40,12 @@ def endoscopy(anat: Rng, app: Rng, n: int, size: int, variant: str) -> tuple[tor
     img = paint(img, ves, torch.tensor([0.55, 0.15, 0.12]), 0.5)
     pcol = base * torch.stack([app.uniform(n, 0.9, 1.08), app.uniform(n, 0.8, 1.2), app.uniform(n, 0.85, 1.2)], 1)
     ptex = 1 + 0.12 * smooth_field(app, n, size, 22)
-    img = paint(img, polyp, pcol[:, :, None, None] * ptex * (0.8 + 0.35 * dome[:, None]))
+    img = paint(img, polyp, pcol[:, :, None, None] * ptex * (0.45 + 0.75 * dome[:, None]))
     img = img * light[:, None]
     img = paint(img, d_lum < 1, 0.15 * base[:, :, None, None] * (1 + 0.3 * smooth_field(app, n, size, 8)))
     # specular highlights: small saturated spots on mucosa and on the polyp crest
-    spec = (smooth_field(app, n, size, 18)[:, 0] > col(app.uniform(n, 1.7, 2.3))) & (d_lum > 1.3)
-    spec |= polyp & (d_p < 0.35) & (smooth_field(app, n, size, 24)[:, 0] > 0.6)
+    spec = (smooth_field(app, n, size, 24)[:, 0] > col(app.uniform(n, 2.4, 3.0))) & (d_lum > 1.3)
+    spec |= polyp & (d_p < 0.4) & (smooth_field(app, n, size, 24)[:, 0] > 1.2)
     img = paint(img, spec, 1.0, 0.9)
     img = img * vignette(yy, xx, app.uniform(n, 0.3, 0.6), 1.4) * col(app.uniform(n, 0.8, 1.15))[:, None]
     img = img * fov[:, None]
@@ -75,14 +75,14 @@ def dermoscopy(anat: Rng, app: Rng, n: int, size: int, variant: str) -> tuple[to
     img = skin[:, :, None, None] * tone * (1 + 0.06 * smooth_field(app, n, size, 12) + 0.04 * smooth_field(app, n, size, 3))
     # lesion: brown, darker centre, globules, lighter regression areas; contrast varies per case
     depth = (1 - d_l.clamp(max=1))[:, None]
-    brown = torch.stack([app.uniform(n, 0.45, 0.7), app.uniform(n, 0.28, 0.42), app.uniform(n, 0.2, 0.3)], 1)[:, :, None, None] * tone
+    brown = torch.stack([app.uniform(n, 0.42, 0.62), app.uniform(n, 0.24, 0.34), app.uniform(n, 0.12, 0.2)], 1)[:, :, None, None] * tone
     inner = brown * (1 - col(app.uniform(n, 0.1, 0.5))[:, None] * depth) * (1 + 0.18 * smooth_field(app, n, size, 14))
     alpha = col(app.uniform(n, 0.45, 0.95))[:, None] * (0.7 + 0.3 * depth.clamp(0, 0.3) / 0.3)
     img = paint(img, lesion, inner, alpha)
     glob = lesion & (smooth_field(app, n, size, 24)[:, 0] > 1.3)
     img = paint(img, glob, torch.tensor([0.25, 0.15, 0.12]), 0.6)
     regress = lesion & (smooth_field(app, n, size, 8)[:, 0] > 1.0)
-    img = paint(img, regress, torch.tensor([0.85, 0.8, 0.85]), 0.45)
+    img = paint(img, regress, torch.tensor([0.75, 0.7, 0.8]), 0.35)
     img = paint(img, hairs, torch.tensor([0.12, 0.08, 0.06]), 0.85)
     img = img * vignette(yy, xx, app.uniform(n, 0.2, 0.5), 1.45)
     img = img * fov[:, None] if fov.ndim == 3 else img

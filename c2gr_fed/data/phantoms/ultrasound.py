@@ -17,8 +17,8 @@ from .shapes import Profile, blob, ellipse, grid, smooth_field
 
 def _echo(img: torch.Tensor, app: Rng, n: int, size: int, gain: torch.Tensor) -> torch.Tensor:
     """Speckle, log-like compression and electronic noise: (N, 1, H, W) -> (N, 1, H, W)."""
-    img = img * speckle(app, n, size, 0.008, aniso=2.5)
-    img = img.clamp_min(0) ** 0.7 * gain.view(-1, 1, 1, 1)
+    img = img * speckle(app, n, size, 0.01, aniso=1.6)
+    img = img.clamp_min(0) ** 0.8 * 0.85 * gain.view(-1, 1, 1, 1)
     return gaussian_noise(blur(img, 0.004), app, 0.03)
 
 

@@ -35,7 +35,8 @@ def chest_xray(anat: Rng, app: Rng, n: int, size: int, variant: str) -> tuple[to
     for k in range(9):
         yk = cy - 0.75 + k * anat.uniform(n, 0.17, 0.21)
         for sgn in (-1.0, 1.0):
-            curve = col(yk) + 0.5 * ((xx - col(cx) - sgn * 0.2) ** 2) * (-1) + 0.25 * (xx - col(cx)).abs()
+            u = ((xx - col(cx)) * sgn).clamp_min(0)
+            curve = col(yk) - 0.3 * u + 0.6 * u * u
             band = (yy - curve).abs() < col(anat.uniform(n, 0.025, 0.04))
             band &= ((xx - col(cx)) * sgn > 0.08) & ((xx - col(cx)).abs() < 0.92)
             ribs = ribs + band.float()
@@ -45,7 +46,7 @@ def chest_xray(anat: Rng, app: Rng, n: int, size: int, variant: str) -> tuple[to
     f = f + col(anat.uniform(n, 0.2, 0.8)) * (yy - col(cy)) + 0.4 * (xx - col(cx)).abs()
     t = col(anat.uniform(n, 0.3, 1.0))
     inf = lungs & (f > t)
-    strength = (0.12 + 0.15 * ((f - t) / 0.6).clamp(0, 1)) * col(app.uniform(n, 0.6, 1.2))
+    strength = (0.2 + 0.15 * ((f - t) / 0.6).clamp(0, 1)) * col(app.uniform(n, 0.7, 1.2))
 
     img = torch.full((n, 1, size, size), 0.08)
     img = paint(img, thorax, 0.55 * (1 + 0.05 * smooth_field(app, n, size, 6)))
