@@ -53,7 +53,7 @@ def pool_record(pool: PromptPool) -> ConfigRecord:
 def describe(message: Message) -> MessageInfo:
     """Sizes, shapes, dtypes and hashes of every record of a message (payloads stay in the message)."""
     if message.has_error():
-        return MessageInfo(message.metadata.message_type, {}, error=str(message.error.reason)[:500])
+        return MessageInfo(message.metadata.message_type, {}, error=str(message.error.reason)[-500:])
     recs: dict[str, RecordInfo] = {}
     for name, rec in message.content.items():
         if isinstance(rec, ArrayRecord):
