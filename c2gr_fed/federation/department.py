@@ -129,7 +129,9 @@ def handle_train(settings: AppSettings, msg: Message, context: Context) -> Messa
     train = load_task(scenario, task, "train", _data_root(settings))
     past = None
     if state.method.breaks_locality:  # `joint` reference bound: all real data in one place, by design
-        past = [(t, load_task(scenario, t, "train", _data_root(settings))) for t in scenario.stream() if t.name != task_name]
+        names = [t.name for t in scenario.stream()]
+        seen = scenario.stream()[: names.index(task_name)]  # tasks up to this one, never future tasks
+        past = [(t, load_task(scenario, t, "train", _data_root(settings))) for t in seen]
     result = run_round(state, task, train, scenario, round_index,
                        progress=_progress_writer(settings, dept, round_index, task_name), past_data=past)
     if result.replay_preview is not None:

@@ -37,7 +37,7 @@ def run_stream_local(
         t0 = time.perf_counter()
         past = None
         if state.method.breaks_locality:
-            past = [(t, load_task(scenario, t, "train", data_root)) for t in stream if t.name != task.name]
+            past = [(t, load_task(scenario, t, "train", data_root)) for t in stream[:r]]  # seen tasks only
         result = run_round(state, task, load_task(scenario, task, "train", data_root), scenario, r, past_data=past)
         for j, other in enumerate(stream):
             if not evaluate_all and j > r:
