@@ -562,6 +562,11 @@ def deploy_local(scenario_path: Path, overrides: Sequence[str] = (), out: Path |
         if summary.get("completed_rounds") != n_rounds:
             raise FederationError(f"run {run_id} finished but {run.summary} says {summary.get('completed_rounds')} of "
                                   f"{n_rounds} rounds completed")
+        if summary.get("missing"):  # a department's evaluation failed: the run directory is not complete
+            errors = [_last_error(logs / f"{d}.log") for d in depts]
+            raise FederationError(f"run {run_id} finished but {len(summary['missing'])} train-test matrix entries are "
+                                  f"missing ({summary['missing'][:3]}...); department errors:\n"
+                                  + "\n".join(f"  {d}: {e}" for d, e in zip(depts, errors) if e))
         (run.root / "deploy.json").write_text(json.dumps({
             "engine": "flower-deployment (loopback processes)", "run_id": run_id, "status": status.get("status"),
             "superlink": address, "secure": secure, "departments": depts, "timings_s": timings,
@@ -583,6 +588,15 @@ def _save_serverapp_log(run_id: int, env: dict[str, str], logs: Path) -> None:
         (logs / "serverapp.log").write_text(cp.stdout + cp.stderr)
     except (subprocess.SubprocessError, OSError) as exc:
         (logs / "serverapp.log").write_text(f"flwr log failed: {exc}\n")
+
+
+def _last_error(path: Path) -> str:
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    hits = [ln.strip() for ln in lines if "Error:" in ln or "Exception:" in ln]
+    return hits[-1][-400:] if hits else ""
 
 
 def _read_summary(path: Path) -> dict[str, Any]:
