@@ -55,6 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for the run to finish")
     p.add_argument("--json", action="store_true", help="also print run directory, run id and timings as JSON")
 
+    p = sub.add_parser("bench", help="run several methods (and seeds) and write the Table-1-style comparison")
+    _add_scenario_args(p)
+    p.add_argument("--methods", required=True, help="comma-separated, e.g. c2gr,finetune,ewc,gr,c2gr-njd,c2gr-norups,joint")
+    p.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    p.add_argument("--jobs", type=int, default=1, help="runs at once (each starts its own Ray)")
+    p.add_argument("--out", type=Path, default=None, help="output stem (default benchmarks/results/bench-<scenario>)")
+
     p = sub.add_parser("report", help="(re)write report.md of runs and print a Table-1-style comparison")
     p.add_argument("runs", nargs="+", type=Path)
     p.add_argument("--out", type=Path, default=None, help="also write the comparison as markdown + CSV with this stem")
@@ -86,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
             from .deploy_cmd import deploy_local_command
 
             return deploy_local_command(args, console)
+        if args.command == "bench":
+            from .bench_cmd import bench_command
+
+            return bench_command(args, console)
         if args.command == "report":
             from .report_cmd import report_command
 

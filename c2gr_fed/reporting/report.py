@@ -86,6 +86,14 @@ def write_report(root: Path) -> Path:
         tt = sum(r.get("time_train_s", 0) for r in d["rounds"])
         tw = sum(r.get("wall_s", 0) for r in d["rounds"])
         lines += ["", f"Totals: replay synthesis {tr:.0f} s, training {tt:.0f} s, round wall time incl. evaluation {tw:.0f} s.", ""]
+    try:
+        from .prompt_relations import prompt_similarity_figure
+
+        fig7 = prompt_similarity_figure(run.root, run.figures / "prompt_similarity.png")
+        lines += ["## Prompt relations (paper Fig. 7)", "", "Cosine similarity of the task prompts: plain text-encoder "
+                  "embeddings vs the relation-aware prompts the RUPS graph learned.", "", f"![prompt similarity](figures/{fig7.name})", ""]
+    except Exception as exc:  # noqa: BLE001 - a figure must not stop the report
+        lines += [f"(prompt-relation figure not drawn: {exc})", ""]
     grids = sorted(run.root.glob("departments/*/replay_round_*.png"))
     if grids:
         lines += ["## Replay pairs (kept in each department's own folder, never sent)", ""]

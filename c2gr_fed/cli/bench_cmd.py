@@ -1,0 +1,91 @@
+"""`c2gr-fed bench SCENARIO --methods ... [--seeds ...]`: run methods x seeds, then the Table-1-style comparison.
+
+Each run is a full `c2gr-fed run` in its own process (its own Ray), so a failure stays in its run directory.
+`--jobs N` runs N at once (Ray places each run's departments; on a 2-core machine keep N = 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from rich.console import Console
+
+from ..errors import C2GRError
+from ..learning import METHOD_SPECS
+from ..scenario import load_scenario
+
+
+def learnable_params(scenario_path: Path, overrides: list[str], method: str) -> int:
+    from ..learning import build_state
+
+    sc = load_scenario(scenario_path, [*overrides, f"method={method}"])
+    state = build_state(sc)
+    return sum(p.numel() for m in state.modules().values() for p in m.parameters() if p.requires_grad)
+
+
+def bench_command(args: argparse.Namespace, console: Console) -> int:
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHOD_SPECS]
+    if unknown:
+        raise C2GRError(f"unknown methods {unknown}; methods: {', '.join(METHOD_SPECS)}")
+    seeds = [int(s) for s in str(args.seeds).split(",")]
+    sc = load_scenario(args.scenario, args.overrides)  # validate once, before anything runs
+    out: Path = args.out or Path("benchmarks/results") / f"bench-{sc.name}"
+    runs_root = out.parent / (out.name + "-runs")
+    jobs = []
+    for m in methods:
+        for s in seeds:
+            run_dir = runs_root / f"{m}-seed{s}"
+            cmd = [sys.executable, "-m", "c2gr_fed.cli.main", "run", str(args.scenario), "--method", m,
+                   "--set", f"seed={s}", *[a for o in args.overrides for a in ("--set", o)], "--out", str(run_dir)]
+            if (run_dir / "checkpoints" / "latest.json").exists():
+                cmd = [sys.executable, "-m", "c2gr_fed.cli.main", "run", "--resume", str(run_dir)]
+            jobs.append((m, s, run_dir, cmd))
+    console.print(f"bench: {len(methods)} methods x {len(seeds)} seeds = {len(jobs)} runs -> {runs_root}")
+
+    def run_one(job):
+        m, s, run_dir, cmd = job
+        if (run_dir / "summary.json").exists() and _complete(run_dir):
+            return m, s, run_dir, 0, "already complete"
+        t0 = time.perf_counter()
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        with open(run_dir.parent / f"{m}-seed{s}.log", "w") as log:
+            rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT)
+        return m, s, run_dir, rc, f"{time.perf_counter() - t0:.0f} s"
+
+    failed = []
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        for m, s, run_dir, rc, note in pool.map(run_one, jobs):
+            status = "[green]ok[/]" if rc == 0 else f"[red]failed (exit {rc}); see {run_dir.parent / f'{m}-seed{s}.log'}[/]"
+            console.print(f"  {m} seed {s}: {status} {note}")
+            if rc != 0:
+                failed.append((m, s))
+    from ..reporting.bench import bench_table
+
+    by_method = {m: [r for mm, s, r, _ in jobs if mm == m and (mm, s) not in failed] for m in methods}
+    by_method = {m: v for m, v in by_method.items() if v}
+    if not by_method:
+        raise C2GRError("every run failed; see the logs beside the run directories")
+    params = {m: learnable_params(args.scenario, args.overrides, m) for m in by_method}
+    bench_table(by_method, params, out)
+    cmdline = "c2gr-fed " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    out.with_name(out.name + ".command.txt").write_text(cmdline + "\n")
+    console.print(out.with_suffix(".md").read_text())
+    console.print(f"wrote {out}.md/.csv/.json/.png")
+    return 1 if failed else 0
+
+
+def _complete(run_dir: Path) -> bool:
+    import json
+
+    try:
+        s = json.loads((run_dir / "summary.json").read_text())
+        return s["completed_rounds"] == s["total_rounds"]
+    except (OSError, ValueError, KeyError):
+        return False
