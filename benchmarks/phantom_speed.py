@@ -7,6 +7,7 @@ Prints the best of `repeats` wall-clock times (after one warm-up call) per gener
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import torch
@@ -23,6 +24,13 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     print(f"torch {torch.__version__}, threads={torch.get_num_threads()}, n={a.n}, size={a.size}, best of {a.repeats}")
+    # machine-load context: the load average and the time of one elementwise op on an (n, size, size) tensor
+    x = torch.rand(a.n, a.size, a.size)
+    t = time.perf_counter()
+    for _ in range(50):
+        x.mul(1.1)
+    ref = (time.perf_counter() - t) / 50 * 1000
+    print(f"cpus={os.cpu_count()} loadavg={os.getloadavg()[0]:.1f}  reference elementwise op: {ref:.2f} ms")
     worst = 0.0
     for g in SPECS:
         for v in phantom_variants(g):

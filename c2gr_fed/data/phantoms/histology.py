@@ -66,6 +66,9 @@ def cells(anat: Rng, app: Rng, n: int, size: int, variant: str) -> tuple[torch.T
     mask = torch.zeros(n, size, size, dtype=torch.int64)
     bgv = col(app.uniform(n, 0.45, 0.6))[:, None]
     img = bgv * (1 + 0.1 * smooth_field(app, n, size, 3)) * torch.ones(1, 3, 1, 1) * torch.tensor([0.9, 1.0, 0.92]).view(1, 3, 1, 1)
+    tex_c = 1 + 0.15 * smooth_field(app, n, size, 20)
+    tex_n = 1 + 0.12 * smooth_field(app, n, size, 28)
+    nucleoli_f = smooth_field(anat, n, size, 30)[:, 0] > 1.0
     for c in range(7):
         on = anat.uniform(n, 0, 1) < (1.0 if c < 3 else 0.6)
         r = anat.uniform(n, 0.14, 0.28)
@@ -81,10 +84,10 @@ def cells(anat: Rng, app: Rng, n: int, size: int, variant: str) -> tuple[torch.T
         nuc = (d_n < 1) & cell
         tone = col(app.uniform(n, -0.18, 0.08))[:, None]
         img = paint(img, halo, bgv + 0.25 * (1.25 - d)[:, None] / 0.25 * col(app.uniform(n, 0.3, 1.0))[:, None])
-        img = paint(img, cell, (bgv + tone) * (1 + 0.15 * smooth_field(app, n, size, 20)))
+        img = paint(img, cell, (bgv + tone) * tex_c)
         ntone = col(app.uniform(n, -0.2, 0.2))[:, None]
-        img = paint(img, nuc, (bgv + tone + ntone) * (1 + 0.12 * smooth_field(app, n, size, 28)))
-        nucleoli = nuc & (d_n < 0.5) & (smooth_field(anat, n, size, 30)[:, 0] > 1.0)
+        img = paint(img, nuc, (bgv + tone + ntone) * tex_n)
+        nucleoli = nuc & (d_n < 0.5) & nucleoli_f
         img = paint(img, nucleoli, bgv * 0.5)
         mask[cell] = 1
         mask[nuc] = 2

@@ -63,22 +63,29 @@ class Profile:
         phases = rng.uniform(n, 0.0, 2 * math.pi, harmonics)
         return Profile(amps, phases, k0)
 
-    def __call__(self, cos_t: torch.Tensor, sin_t: torch.Tensor) -> torch.Tensor:
-        """(cos theta, sin theta), each (N, H, W) -> radius factor (N, H, W), clamped to >= 0.3.
+    TABLE = 256
+    """Angular samples of the border table; the border is interpolated linearly between them."""
 
-        Harmonics come from the angle-addition recurrence, so no transcendental is evaluated per harmonic."""
-        ck, sk = cos_t, sin_t
-        for _ in range(self.k0 - 1):
-            ck, sk = ck * cos_t - sk * sin_t, sk * cos_t + ck * sin_t
-        a = self.amps * torch.cos(self.phases)
-        b = self.amps * torch.sin(self.phases)
-        r = torch.ones_like(cos_t)
-        for i in range(self.amps.shape[1]):
-            if i:
-                ck, sk = ck * cos_t - sk * sin_t, sk * cos_t + ck * sin_t
-            # a_k cos(k t + phi) = a_k (cos kt cos phi - sin kt sin phi)
-            r = r + a[:, i, None, None] * ck - b[:, i, None, None] * sk
+    def table(self) -> torch.Tensor:
+        """r(theta) sampled at TABLE + 1 angles in [0, 2 pi] (last = first): (N, TABLE + 1)."""
+        t = torch.linspace(0, 2 * math.pi, self.TABLE + 1)
+        k = (self.k0 + torch.arange(self.amps.shape[1], dtype=torch.float32)).view(1, -1, 1)
+        r = 1.0 + (self.amps[..., None] * torch.cos(k * t.view(1, 1, -1) + self.phases[..., None])).sum(1)
         return r.clamp_min(0.3)
+
+    def __call__(self, v: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """Border radius factor (N, H, W) at the angles atan2(v, u) of the (N, H, W) offsets (v, u).
+
+        Evaluated by table look-up, so the cost does not grow with the number of harmonics."""
+        n = v.shape[0]
+        tab = self.table()
+        pos = (torch.atan2(v, u) * (self.TABLE / (2 * math.pi))) % self.TABLE
+        i0 = pos.floor()
+        w = (pos - i0).reshape(n, -1)
+        i0 = i0.long().reshape(n, -1).clamp_(0, self.TABLE - 1)
+        r0 = torch.gather(tab, 1, i0)
+        r1 = torch.gather(tab, 1, i0 + 1)
+        return torch.lerp(r0, r1, w).reshape(v.shape)
 
 
 def blob(
@@ -100,7 +107,7 @@ def blob(
     rho = torch.sqrt(u * u + v * v + 1e-12)
     if profile is None:
         return rho
-    return rho / profile(u / rho, v / rho)
+    return rho / profile(v, u)
 
 
 def smooth_field(rng: Rng, n: int, size: int, cells: int | tuple[int, int], channels: int = 1) -> torch.Tensor:
