@@ -114,22 +114,33 @@ class Coordinator:
             log.truncate_to(0)
         guarded = GuardedGrid(self.grid, schema, log, self._department_of_node)
         self.discover(guarded)
+        individual = state.method.name == "individual"
+        bank = _bank_from_arrays(ck.arrays, ck.extra) if (individual and ck is not None) else {}
 
         for r in range(start, len(stream)):
             task = stream[r]
             dept = sc.department_of(task.name)
             self.emit("round_start", round=r, task=task.name, department=dept, total=len(stream))
             t0 = time.perf_counter()
+            if individual:  # IndividualTrain: every task gets a fresh model of its own
+                state = build_state(sc)
             metrics = self._train(guarded, state, r, task.name, dept)
             if metrics is None:  # department excluded
                 continue
-            dice = self._evaluate(guarded, state, r)
+            if individual:
+                bank[task.name] = (state.arrays(), state.pool.to_wire())
+            dice = self._evaluate(guarded, state, r, bank if individual else None)
             for on, v in dice.items():
                 matrix.set(task.name, on, v)
             atomic_write_text(self.run.rounds, self._rounds_text(r, task.name, dept, metrics, time.perf_counter() - t0))
-            save_checkpoint(self.run.checkpoints, Checkpoint(r + 1, state.arrays(), state.pool.to_wire(),
-                                                             matrix.to_json(), log.position, self.sha,
-                                                             {"excluded": sorted(self.excluded)}))
+            arrays = state.arrays()
+            extra: dict[str, Any] = {"excluded": sorted(self.excluded)}
+            if individual:
+                for name, (arrs, pool) in bank.items():
+                    arrays.update({f"bank:{name}:{rec}": a for rec, a in arrs.items()})
+                extra["bank_pools"] = {name: pool for name, (_, pool) in bank.items()}
+            save_checkpoint(self.run.checkpoints, Checkpoint(r + 1, arrays, state.pool.to_wire(),
+                                                             matrix.to_json(), log.position, self.sha, extra))
             self._write_matrix(matrix, upto=r)
             self.emit("round_end", round=r, task=task.name, department=dept, metrics=metrics,
                       row={k: matrix.get(r, j) for j, k in enumerate(names)}, seconds=time.perf_counter() - t0)
@@ -175,12 +186,40 @@ class Coordinator:
         raise FederationError(f"department {dept!r} failed to train task {task!r} in round {r} after "
                               f"{fed.retries + 1} attempt(s): {last_error.strip().splitlines()[-1] if last_error.strip() else last_error}")
 
-    def _evaluate(self, guarded: GuardedGrid, state: LearnerState, r: int) -> dict[str, float]:
+    def _eval_message(self, state: LearnerState, dept: str, r: int, group: str) -> Message:
         records = state_records(state, include=("segmentor", "prompts"))
+        return Message(RecordDict({**records, "pool": pool_record(state.pool),
+                                   "evaluate": ConfigRecord({"round": r, "scenario_sha": self.sha})}),
+                       dst_node_id=self.node_of[dept], message_type="evaluate", group_id=group)
+
+    def _evaluate(self, guarded: GuardedGrid, state: LearnerState, r: int,
+                  bank: dict[str, tuple[dict, dict]] | None = None) -> dict[str, float]:
+        """Every department evaluates on its own test split. With a `bank` (IndividualTrain), each trained task
+        is evaluated with its own model and the later tasks with the current one."""
         depts = [d.name for d in self.scenario.departments if d.name not in self.excluded]
-        msgs = [Message(RecordDict({**records, "pool": pool_record(state.pool),
-                                    "evaluate": ConfigRecord({"round": r, "scenario_sha": self.sha})}),
-                        dst_node_id=self.node_of[d], message_type="evaluate", group_id=str(r)) for d in depts]
+        stream = self.scenario.stream()
+        wanted: dict[str, set[str] | None] = {}
+        msgs = []
+        if bank is None:
+            for d in depts:
+                msgs.append(self._eval_message(state, d, r, f"{r}"))
+                wanted[f"{r}"] = None
+        else:
+            for t in stream[: r + 1]:
+                d = self.scenario.department_of(t.name)
+                if d not in depts:
+                    continue
+                arrays, pool = bank[t.name]
+                own = build_state(self.scenario)
+                own.load_arrays(arrays)
+                own.pool = PromptPool.from_wire(pool)
+                msgs.append(self._eval_message(own, d, r, f"{r}:{t.name}"))
+                wanted[f"{r}:{t.name}"] = {t.name}
+            later = {t.name for t in stream[r + 1:]}
+            for d in depts:
+                if any(t.name in later for t in self.scenario.department(d).tasks):
+                    msgs.append(self._eval_message(state, d, r, f"{r}:later"))
+            wanted[f"{r}:later"] = later
         self.emit("evaluate_start", round=r, departments=len(msgs))
         replies, refused = guarded.send_and_receive(msgs, round_index=r, timeout=self.scenario.federation.evaluate_timeout_s)
         for ref in refused:
@@ -191,46 +230,11 @@ class Coordinator:
                 self.emit("evaluate_failed", round=r, department=self.dept_of.get(rep.metadata.src_node_id),
                           error=str(rep.error.reason)[-300:])
                 continue
+            keep = wanted.get(rep.metadata.group_id)
             for k, v in rep.content.metric_records["dice"].items():
-                if "/" not in k:
+                if "/" not in k and (keep is None or k in keep):
                     out[k] = float(v)
         return out  # tasks absent here stay NaN (missing, never zero)
-
-    def _memorisation_audit(self, guarded: GuardedGrid, state: LearnerState, r: int) -> None:
-        """Ask each department to audit the final generator and segmentor on each of its tasks (on its own data);
-        store only the returned aggregates in RUN_DIR/memorisation.json."""
-        n = self.scenario.privacy.samples
-        msgs = []
-        for d in self.scenario.departments:
-            if d.name in self.excluded:
-                continue
-            for t in d.tasks:
-                content = RecordDict({**state_records(state), "pool": pool_record(state.pool),
-                                      "audit": ConfigRecord({"round": r, "task": t.name, "scenario_sha": self.sha,
-                                                             "samples": n})})
-                msgs.append((t.name, Message(content, dst_node_id=self.node_of[d.name], message_type="query.audit",
-                                             group_id=f"audit-{t.name}")))
-        self.emit("audit_start", round=r, tasks=len(msgs))
-        results: dict[str, Any] = {}
-        for task_name, msg in msgs:  # one at a time: each carries the whole state
-            dept = self.scenario.department_of(task_name)
-            replies, refused = guarded.send_and_receive([msg], round_index=r,
-                                                        timeout=self.scenario.federation.evaluate_timeout_s)
-            if refused:
-                if self.scenario.federation.on_bad_reply == "exclude":
-                    self.excluded.add(dept)
-                    self.emit("excluded", round=r, department=dept, reason=str(refused[0]))
-                    results[task_name] = {"department": dept, "error": str(refused[0])}
-                    continue
-                raise PrivacyViolation(str(refused[0]))
-            if not replies or replies[0].has_error():
-                err = str(replies[0].error.reason)[-300:] if replies else "no reply"
-                results[task_name] = {"department": dept, "error": err}
-                continue
-            results[task_name] = {"department": dept,
-                                  **{k: float(v) for k, v in replies[0].content.metric_records["memorisation"].items()}}
-        atomic_write_text(self.run.root / "memorisation.json",
-                          json.dumps({"round": r, "samples_per_task": n, "tasks": results}, indent=1))
 
     def _truncate_rounds(self, completed: int) -> None:
         if not self.run.rounds.exists():
@@ -254,6 +258,16 @@ class Coordinator:
                         "breaks_data_locality": state_breaks_locality(self.scenario)})
         atomic_write_text(self.run.summary, json.dumps(summary, indent=2, allow_nan=False))
         return summary
+
+
+def _bank_from_arrays(arrays: dict[str, dict], extra: dict[str, Any]) -> dict[str, tuple[dict, dict]]:
+    """IndividualTrain's per-task models from a checkpoint (records named bank:<task>:<record>)."""
+    bank: dict[str, tuple[dict, dict]] = {}
+    for key, arrs in arrays.items():
+        if key.startswith("bank:"):
+            _, name, rec = key.split(":", 2)
+            bank.setdefault(name, ({}, extra.get("bank_pools", {}).get(name, {})))[0][rec] = arrs
+    return bank
 
 
 def state_breaks_locality(scenario: Scenario) -> bool:

@@ -33,16 +33,23 @@ def run_stream_local(
     matrix = TrainTestMatrix([t.name for t in stream])
     state = build_state(scenario)
     rounds: list[dict[str, float]] = []
+    individual = state.method.name == "individual"
+    bank: dict[str, LearnerState] = {}
     for r, task in enumerate(stream):
         t0 = time.perf_counter()
+        if individual:  # IndividualTrain: a fresh model per task, each task evaluated with its own
+            state = build_state(scenario)
         past = None
         if state.method.breaks_locality:
             past = [(t, load_task(scenario, t, "train", data_root)) for t in stream[:r]]  # seen tasks only
         result = run_round(state, task, load_task(scenario, task, "train", data_root), scenario, r, past_data=past)
+        if individual:
+            bank[task.name] = state
         for j, other in enumerate(stream):
             if not evaluate_all and j > r:
                 continue
-            res = evaluate_task(state, other, load_task(scenario, other, "test", data_root), scenario)
+            model = bank.get(other.name, state) if individual else state
+            res = evaluate_task(model, other, load_task(scenario, other, "test", data_root), scenario)
             matrix.set(task.name, other.name, float(res["dice"]))
         rounds.append({"round": r, "task": task.name, "wall_s": time.perf_counter() - t0, **result.metrics})
         if on_round is not None:
