@@ -236,6 +236,42 @@ class Coordinator:
                     out[k] = float(v)
         return out  # tasks absent here stay NaN (missing, never zero)
 
+    def _memorisation_audit(self, guarded: GuardedGrid, state: LearnerState, r: int) -> None:
+        """Ask each department to audit the final generator and segmentor on each of its tasks (on its own data);
+        store only the returned aggregates in RUN_DIR/memorisation.json."""
+        n = self.scenario.privacy.samples
+        msgs = []
+        for d in self.scenario.departments:
+            if d.name in self.excluded:
+                continue
+            for t in d.tasks:
+                content = RecordDict({**state_records(state), "pool": pool_record(state.pool),
+                                      "audit": ConfigRecord({"round": r, "task": t.name, "scenario_sha": self.sha,
+                                                             "samples": n})})
+                msgs.append((t.name, Message(content, dst_node_id=self.node_of[d.name], message_type="query.audit",
+                                             group_id=f"audit-{t.name}")))
+        self.emit("audit_start", round=r, tasks=len(msgs))
+        results: dict[str, Any] = {}
+        for task_name, msg in msgs:  # one at a time: each carries the whole state
+            dept = self.scenario.department_of(task_name)
+            replies, refused = guarded.send_and_receive([msg], round_index=r,
+                                                        timeout=self.scenario.federation.evaluate_timeout_s)
+            if refused:
+                if self.scenario.federation.on_bad_reply == "exclude":
+                    self.excluded.add(dept)
+                    self.emit("excluded", round=r, department=dept, reason=str(refused[0]))
+                    results[task_name] = {"department": dept, "error": str(refused[0])}
+                    continue
+                raise PrivacyViolation(str(refused[0]))
+            if not replies or replies[0].has_error():
+                err = str(replies[0].error.reason)[-300:] if replies else "no reply"
+                results[task_name] = {"department": dept, "error": err}
+                continue
+            results[task_name] = {"department": dept,
+                                  **{k: float(v) for k, v in replies[0].content.metric_records["memorisation"].items()}}
+        atomic_write_text(self.run.root / "memorisation.json",
+                          json.dumps({"round": r, "samples_per_task": n, "tasks": results}, indent=1))
+
     def _truncate_rounds(self, completed: int) -> None:
         if not self.run.rounds.exists():
             return
