@@ -62,6 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1, help="runs at once (each starts its own Ray)")
     p.add_argument("--out", type=Path, default=None, help="output stem (default benchmarks/results/bench-<scenario>)")
 
+    p = sub.add_parser("adapt", help="fine-tune runs' final segmentors on unseen downstream tasks (paper Table 2)")
+    p.add_argument("runs", nargs="+", type=Path, help="run directories (same model settings)")
+    p.add_argument("--downstream", type=Path, default=Path("scenarios/downstream-5tasks.yaml"))
+    p.add_argument("--epochs", type=int, default=20, help="fixed fine-tuning budget per task")
+    p.add_argument("--lr", type=float, default=None, help="default: the run's training.lr")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--data-root", type=Path, default=None)
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results/adapt"), help="output stem")
+
     p = sub.add_parser("report", help="(re)write report.md of runs and print a Table-1-style comparison")
     p.add_argument("runs", nargs="+", type=Path)
     p.add_argument("--out", type=Path, default=None, help="also write the comparison as markdown + CSV with this stem")
@@ -97,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
             from .bench_cmd import bench_command
 
             return bench_command(args, console)
+        if args.command == "adapt":
+            from .adapt_cmd import adapt_command
+
+            return adapt_command(args, console)
         if args.command == "report":
             from .report_cmd import report_command
 
