@@ -139,6 +139,10 @@ def run_round(
     total_steps = steps_per_epoch * tc.epochs
     if tc.max_steps is not None:
         total_steps = min(total_steps, tc.max_steps)
+    batches = _batch_indices(n, n - (0 if replay is None else len(replay.images)), tc.batch_size,
+                             tc.replay_fraction if replay is not None else None, total_steps, gen)
+    ema = _Ema(state.denoiser, scenario.diffusion.ema) if (state.denoiser is not None and spec.trains_generator
+                                                            and scenario.diffusion.ema) else None
     history: list[dict[str, float]] = []
     sums = {"seg": 0.0, "diff": 0.0, "reg": 0.0}
     step = 0
@@ -146,55 +150,54 @@ def run_round(
     state.prompts.train()
     if state.denoiser is not None:
         state.denoiser.train()
-    while step < total_steps:
-        perm = torch.randperm(n, generator=gen)
-        for b in range(steps_per_epoch):
-            if step >= total_steps:
-                break
-            idx = perm[b * tc.batch_size : (b + 1) * tc.batch_size]
-            x, y = all_images[idx], all_masks[idx]
-            if tc.augment:
-                x, y = _augment(x, y, gen)
-            x, y = x.to(device), y.to(device)
-            tid = all_tasks[idx].to(device)
-            kb = n_classes_pool[tid]
-            with autocast(device, tc.precision):
-                tokens = state.prompts(emb)
-                seg_ctx = tokens.seg[tid]  # (B, L, D)
-                logits = state.segmentor(x, seg_ctx)  # (B, K_max + 1, H, W)
-                seg = segmentation_loss(logits.float(), y, kb)
-                loss = seg["loss"]
-                parts = {"seg": float(seg["loss"].detach())}
-                if state.denoiser is not None and spec.trains_generator:
-                    gen_ctx = tokens.gen[tid]
-                    code = encode_masks(y, K)  # (B, K_max, H, W) in {-1, +1}
-                    diff = joint_diffusion_loss(
-                        state.denoiser, x, code, gen_ctx, state.schedule, objective=spec.objective,
-                        estimator=scenario.diffusion.bjd_estimator, generator=None,
-                    )
-                    loss = loss + diff["loss"]
-                    parts["diff"] = float(diff["loss"].detach())
-                if spec.regulariser == "ewc" and state.extras:
-                    reg = tc.ewc_lambda * ewc_penalty(state.segmentor, state.extras)
-                    loss = loss + reg
-                    parts["reg"] = float(reg.detach())
-                elif spec.regulariser == "lwf" and previous is not None and len(state.pool) > 1:
-                    reg = tc.distill_weight * _lwf_loss(previous, state, emb, x, logits, n_classes_pool)
-                    loss = loss + reg
-                    parts["reg"] = float(reg.detach())
-            _check_finite(loss.detach(), "segmentor" if "diff" not in parts else "joint (segmentor + denoiser)", step, task.name)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if tc.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], tc.grad_clip)
-            opt.step()
-            for k, v in parts.items():
-                sums[k] += v
-            history.append({"step": float(step), **parts})
-            step += 1
-            if progress is not None:
-                progress("train", step, total_steps)
+    for idx in batches:
+        x, y = all_images[idx], all_masks[idx]
+        if tc.augment:
+            x, y = _augment(x, y, gen)
+        x, y = x.to(device), y.to(device)
+        tid = all_tasks[idx].to(device)
+        kb = n_classes_pool[tid]
+        with autocast(device, tc.precision):
+            tokens = state.prompts(emb)
+            seg_ctx = tokens.seg[tid]  # (B, L, D)
+            logits = state.segmentor(x, seg_ctx)  # (B, K_max + 1, H, W)
+            seg = segmentation_loss(logits.float(), y, kb)
+            loss = seg["loss"]
+            parts = {"seg": float(seg["loss"].detach())}
+            if state.denoiser is not None and spec.trains_generator:
+                gen_ctx = tokens.gen[tid]
+                code = encode_masks(y, K)  # (B, K_max, H, W) in {-1, +1}
+                diff = joint_diffusion_loss(
+                    state.denoiser, x, code, gen_ctx, state.schedule, objective=spec.objective,
+                    estimator=scenario.diffusion.bjd_estimator, generator=None,
+                )
+                loss = loss + diff["loss"]
+                parts["diff"] = float(diff["loss"].detach())
+            if spec.regulariser == "ewc" and state.extras:
+                reg = tc.ewc_lambda * ewc_penalty(state.segmentor, state.extras)
+                loss = loss + reg
+                parts["reg"] = float(reg.detach())
+            elif spec.regulariser == "lwf" and previous is not None and len(state.pool) > 1:
+                reg = tc.distill_weight * _lwf_loss(previous, state, emb, x, logits, n_classes_pool)
+                loss = loss + reg
+                parts["reg"] = float(reg.detach())
+        _check_finite(loss.detach(), "segmentor" if "diff" not in parts else "joint (segmentor + denoiser)", step, task.name)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if tc.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], tc.grad_clip)
+        opt.step()
+        if ema is not None:
+            ema.update(state.denoiser)
+        for k, v in parts.items():
+            sums[k] += v
+        history.append({"step": float(step), **parts})
+        step += 1
+        if progress is not None:
+            progress("train", step, total_steps)
 
+    if ema is not None:
+        ema.copy_to(state.denoiser)  # the generator that travels (and samples next round) is the EMA one
     if spec.regulariser == "ewc":
         update_ewc(state, all_images, all_masks, all_tasks, emb, n_classes_pool, device)
 
@@ -216,6 +219,61 @@ def run_round(
     state.to(torch.device("cpu"))
     preview = replay.preview(4) if replay is not None else None
     return RoundResult(metrics=metrics, replay_preview=preview, loss_history=history)
+
+
+def _batch_indices(n: int, n_current: int, batch_size: int, replay_fraction: float | None, total_steps: int,
+                   gen: torch.Generator):
+    """Yield `total_steps` index batches into the round's training set (current data first, then replay).
+
+    replay_fraction None: epochs of random permutations over current + replay (every sample equally likely).
+    replay_fraction f: each batch holds round(f * B) replay samples and the rest current samples, each part
+    drawn from its own running permutation (balanced batches whatever the replay size).
+    """
+    if replay_fraction is None or n_current >= n or n_current == 0:
+        steps_per_epoch = max(1, math.ceil(n / batch_size))
+        step = 0
+        while step < total_steps:
+            perm = torch.randperm(n, generator=gen)
+            for b in range(steps_per_epoch):
+                if step >= total_steps:
+                    return
+                yield perm[b * batch_size : (b + 1) * batch_size]
+                step += 1
+        return
+    b_rep = min(batch_size - 1, max(1, round(replay_fraction * batch_size)))
+    b_cur = batch_size - b_rep
+
+    def stream(offset: int, size: int, k: int):
+        buf = torch.empty(0, dtype=torch.int64)
+        while True:
+            while buf.numel() < k:
+                buf = torch.cat([buf, torch.randperm(size, generator=gen) + offset])
+            out, buf = buf[:k], buf[k:]
+            yield out
+
+    cur, rep = stream(0, n_current, b_cur), stream(n_current, n - n_current, b_rep)
+    for _ in range(total_steps):
+        yield torch.cat([next(cur), next(rep)])
+
+
+class _Ema:
+    """Exponential moving average of a module's floating-point parameters and buffers (for sampling)."""
+
+    def __init__(self, module: torch.nn.Module, decay: float) -> None:
+        self.decay = float(decay)
+        self.shadow = {k: v.detach().clone() for k, v in module.state_dict().items() if v.is_floating_point()}
+
+    @torch.no_grad()
+    def update(self, module: torch.nn.Module) -> None:
+        for k, v in module.state_dict().items():
+            if k in self.shadow:
+                self.shadow[k].lerp_(v.detach(), 1.0 - self.decay)
+
+    @torch.no_grad()
+    def copy_to(self, module: torch.nn.Module) -> None:
+        sd = module.state_dict()
+        for k, v in self.shadow.items():
+            sd[k].copy_(v)
 
 
 def _frozen_copy(state: LearnerState) -> LearnerState:

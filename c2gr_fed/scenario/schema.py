@@ -246,6 +246,10 @@ class TrainingConfig(StrictModel):
     ewc_lambda: float = Field(100.0, ge=0, description="ewc only")
     distill_weight: float = Field(1.0, ge=0, description="lwf only")
     compile: bool = False
+    replay_fraction: float | None = Field(
+        None, gt=0, lt=1,
+        description="share of each batch drawn from replay when there is replay (None: uniform over current + replay)",
+    )
 
 
 class DiffusionConfig(StrictModel):
