@@ -109,7 +109,7 @@ def markdown(res: dict, command: str) -> str:
     lines += ["", "Per round:", "", "| round | task | steps | replay pairs | replay s | train s | eval s | loss seg | loss diff |",
               "|---|---|---|---|---|---|---|---|---|"]
     for r in res["rounds"]:
-        lines.append(f"| {r['round']} | {r['task']} | {r['steps']:.0f} | {r['replay_samples']:.0f} | "
+        lines.append(f"| {int(r['round'])} | {r['task']} | {r['steps']:.0f} | {r['replay_samples']:.0f} | "
                      f"{r['time_replay_s']:.1f} | {r['time_train_s']:.1f} | {r['time_eval_s']:.1f} | "
                      f"{r['loss_seg']:.3f} | {r['loss_diffusion']:.3f} |")
     tasks = res["tasks"]
