@@ -38,6 +38,8 @@ def backend_config(scenario: Scenario, verbose: bool) -> dict[str, Any]:
     if address:
         init_args["address"] = address
     else:
+        # a new local cluster of our own: never attach to another run's Ray (a crashed run may leave one behind)
+        init_args["address"] = "local"
         init_args["num_cpus"] = max(int(os.cpu_count() or 1), int(fed.cpus_per_department))
         import torch
 
