@@ -143,8 +143,9 @@ def run_command(args: argparse.Namespace, console: Console, verbose: bool) -> in
         "breaks_data_locality": spec.breaks_locality, "method_summary": spec.summary,
     }
     if scenario.image_size <= 64:
-        info["note"] = ("CPU-scale settings: small images, small models, few epochs and replay pairs. They show the "
-                        "mechanism (forgetting, and what replay keeps), not the paper's numbers.")
+        info["note"] = ("CPU-scale settings: small images, small models, a short step budget and few replay pairs. They "
+                        "exercise the whole federated system, not the paper's numbers; at this budget the generator may "
+                        "not learn, so check the replay grids before reading the matrix as what replay keeps.")
     atomic_write_text(run.run_json, json.dumps(info, indent=1))
     console.print(f"run directory: [bold]{run.root}[/]")
     if spec.breaks_locality:
