@@ -71,12 +71,19 @@ def test_mask_code_errors() -> None:
 @pytest.mark.parametrize("beta_schedule", ["linear", "scaled_linear", "squaredcos_cap_v2"])
 def test_schedule_matches_diffusers(beta_schedule: str) -> None:
     s = NoiseSchedule(DiffusionConfig(timesteps=100, beta_schedule=beta_schedule))
-    ref = DDPMScheduler(num_train_timesteps=100, beta_schedule=beta_schedule)
+    ref = DDPMScheduler(**s.to_diffusers_config())  # the samplers are built from the same config
     x0, noise = torch.randn(4, 2, 3, 3), torch.randn(4, 2, 3, 3)
     t = torch.tensor([0, 5, 50, 99])
     assert torch.allclose(s.add_noise(x0, noise, t), ref.add_noise(x0, noise, t), atol=1e-6)
     assert s.to_diffusers_config()["num_train_timesteps"] == 100
     assert set(dict(s.named_buffers())) == {"betas", "alphas_cumprod"}
+
+
+@pytest.mark.parametrize("timesteps", [50, 100, 1000])
+def test_x_T_is_pure_noise_for_every_T(timesteps: int) -> None:
+    """Samplers start from N(0, I): training must reach (almost) no signal at t = T - 1 whatever T is."""
+    s = NoiseSchedule(DiffusionConfig(timesteps=timesteps, beta_schedule="linear"))
+    assert float(s.alphas_cumprod[-1]) < 1e-3
 
 
 # ------------------------------------------------------------------------------------------------ objectives

@@ -37,11 +37,15 @@ class NoiseSchedule(nn.Module):
 
     def to_diffusers_config(self) -> dict:
         """Arguments shared by every diffusers scheduler built for this schedule."""
+        # The DDPM betas (1e-4 .. 0.02) are meant for T = 1000; for another T they are scaled by 1000 / T (as in
+        # Nichol & Dhariwal 2021), so that x_T is pure noise for every T and matches the samplers' starting point
+        # (unscaled, T = 100 leaves 60% of the signal in x_T).
+        scale = 1000.0 / self.timesteps
         return {
             "num_train_timesteps": self.timesteps,
             "beta_schedule": self.beta_schedule,
-            "beta_start": BETA_START,
-            "beta_end": BETA_END,
+            "beta_start": BETA_START * scale,
+            "beta_end": min(BETA_END * scale, 0.999),
             "prediction_type": "epsilon",
         }
 
