@@ -18,10 +18,32 @@ def raw_smoke() -> dict:
     return yaml.safe_load(SMOKE.read_text())
 
 
-@pytest.mark.parametrize("name", ["smoke.yaml", "20tasks.yaml", "real-7tasks.yaml"])
+@pytest.mark.parametrize("name", ["smoke.yaml", "20tasks.yaml", "real-7tasks.yaml", "20tasks-paper.yaml",
+                                  "bench-5tasks.yaml", "downstream-5tasks.yaml", "demo-4depts.yaml"])
 def test_shipped_scenarios_validate(name: str) -> None:
     sc = load_scenario(ROOT / "scenarios" / name)
     assert len(sc.stream()) >= 3
+    assert sc.name == name.removesuffix(".yaml")  # a scenario's name is its file's name
+
+
+def test_paper_scenario_has_the_papers_hyper_parameters() -> None:
+    sc = load_scenario(ROOT / "scenarios" / "20tasks-paper.yaml")
+    assert len(sc.stream()) == 20
+    assert sc.image_size == 256
+    assert sc.model.segmentor.channels == [32, 64, 128, 256, 512, 512, 512]
+    assert sc.model.denoiser.channels == [128, 128, 256, 256, 512, 512]
+    assert (sc.diffusion.sampler, sc.diffusion.sampling_steps, sc.diffusion.timesteps) == ("ddpm", 200, 1000)
+    assert (sc.training.batch_size, sc.training.epochs) == (48, 300)
+
+
+def test_repeated_key_is_refused_with_both_lines(tmp_path: Path) -> None:
+    text = SMOKE.read_text() + "\nseed: 7\n"
+    bad = tmp_path / "dup.yaml"
+    bad.write_text(text)
+    with pytest.raises(ScenarioError) as e:
+        load_scenario(bad)
+    msg = str(e.value)
+    assert "dup.yaml" in msg and "'seed' appears twice" in msg and "line" in msg
 
 
 def test_20tasks_is_the_papers_order() -> None:

@@ -188,12 +188,31 @@ def _step(node: Any, part: str, text: str, create: bool) -> Any:
     raise ScenarioError(f"override {text!r}: cannot descend into {part!r}")
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key repeated in one mapping (PyYAML silently keeps the last one)."""
+
+
+def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        line = key_node.start_mark.line + 1
+        if key in seen:
+            raise yaml.YAMLError(f"key {key!r} appears twice in one mapping (line {seen[key]} and line {line}); "
+                                 "a repeated key would silently replace the first")
+        seen[key] = line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise ScenarioError(f"{path}: scenario file not found")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)  # noqa: S506 (safe loader subclass)
     except yaml.YAMLError as exc:
         raise ScenarioError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
