@@ -45,3 +45,28 @@ def test_individual_keeps_each_tasks_own_model(root: Path) -> None:
     for j in range(3):
         col = [matrix.get(i, j) for i in range(j, 3)]
         assert all(c == col[0] for c in col)
+
+
+def test_replay_train_size_uses_each_earlier_tasks_declared_size(root: Path) -> None:
+    """replay_per_task: train_size (the paper's choice) gives each earlier phantom task its own n_train pairs."""
+    import torch
+
+    from c2gr_fed.learning.replay import replay_count, synthesise_replay
+    from c2gr_fed.learning.state import build_state
+    from c2gr_fed.prompts import TaskDescriptor
+    from c2gr_fed.text import build_text_encoder
+
+    sc = load_scenario(root / "scenarios" / "smoke.yaml", [
+        "diffusion.replay_per_task=train_size", "diffusion.sampling_steps=2",
+        "departments.ophthalmology-aravind.tasks.Fundus-A.data.n_train=5",
+        "departments.ophthalmology-nidek.tasks.Fundus-B.data.n_train=3",
+    ])
+    assert replay_count(sc, "Fundus-A") == 5 and replay_count(sc, "Fundus-B") == 3
+    assert replay_count(sc, "not-a-task", current_train_size=11) == 11  # size unknown here: the current task's
+    assert replay_count(load_scenario(root / "scenarios" / "smoke.yaml"), "Fundus-A") == 8  # a number stays a number
+    state = build_state(sc)
+    for task in sc.stream()[:2]:
+        state.pool.add(TaskDescriptor.from_task(task))
+    rep = synthesise_replay(state, sc, build_text_encoder(sc.text_encoder), seed=0, device=torch.device("cpu"))
+    assert rep.task_ids.tolist() == [0] * 5 + [1] * 3
+    assert rep.images.shape == (8, 3, 16, 16) and rep.masks.shape == (8, 16, 16)

@@ -33,13 +33,22 @@ class ReplaySet:
         return ReplaySet(self.images[keep], self.masks[keep], self.task_ids[keep], self.task_names)
 
 
-def replay_count(scenario: Scenario, current_train_size: int | None = None) -> int:
+def replay_count(scenario: Scenario, task_name: str | None = None, current_train_size: int | None = None) -> int:
+    """Replay pairs to synthesise for the earlier task `task_name`.
+
+    `diffusion.replay_per_task` is a number, or "train_size" (the paper: each task's training-set size). The
+    prompt pool does not carry earlier tasks' sizes (less metadata on the wire), so "train_size" resolves from
+    the scenario that every node shares: a phantom task's declared `n_train`; for a folder or NIfTI task, whose
+    size only its own department knows, the current department's training-set size; 64 if neither is known.
+    """
     r = scenario.diffusion.replay_per_task
-    if r == "train_size":
-        # The pool does not carry earlier tasks' sizes (less metadata on the wire); use the scenario's
-        # declared n_train where the task is a phantom, else the current task's size.
-        return current_train_size or 64
-    return int(r)
+    if r != "train_size":
+        return int(r)
+    if task_name is not None:
+        for t in scenario.stream():
+            if t.name == task_name and getattr(t.data, "kind", None) == "phantom":
+                return int(t.data.n_train)
+    return int(current_train_size or 64)
 
 
 def synthesise_replay(
@@ -49,12 +58,13 @@ def synthesise_replay(
     seed: int,
     device: torch.device,
     progress: Callable[[str, int, int], None] | None = None,
+    current_train_size: int | None = None,
 ) -> ReplaySet:
-    """Sample `replay_per_task` pairs for each task already in the pool, prompted with the earlier prompts."""
+    """Sample `replay_count(...)` pairs for each task already in the pool, prompted with the earlier prompts."""
     assert state.denoiser is not None and state.schedule is not None
     dc = scenario.diffusion
-    n_per = replay_count(scenario)
     pool = state.pool
+    counts = [replay_count(scenario, desc.name, current_train_size) for desc in pool]
     emb = embed_pool(pool, encoder)
     emb = type(emb)(full=emb.full.to(device), attributes={k: v.to(device) for k, v in emb.attributes.items()})
     state.prompts.eval()
@@ -62,9 +72,10 @@ def synthesise_replay(
         tokens = state.prompts(emb)
     state.prompts.train()
     images, masks, ids = [], [], []
-    total = n_per * len(pool)
+    total = sum(counts)
     done = 0
     for t_idx, desc in enumerate(pool):
+        n_per = counts[t_idx]
         ctx = tokens.gen[t_idx].expand(n_per, -1, -1).contiguous()  # (n, L, D)
 
         def cb(d: int, tot: int, base: int = done) -> None:

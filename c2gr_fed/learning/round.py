@@ -94,7 +94,8 @@ def run_round(
     t_replay = 0.0
     if spec.replay != "none" and len(state.pool) > 0 and state.denoiser is not None:
         t1 = time.perf_counter()
-        replay = synthesise_replay(state, scenario, encoder, seed=seed, device=device, progress=progress)
+        replay = synthesise_replay(state, scenario, encoder, seed=seed, device=device, progress=progress,
+                                   current_train_size=len(train))
         t_replay = time.perf_counter() - t1
 
     # -- (2) the current task joins the prompt pool ------------------------------------------------------
