@@ -70,3 +70,24 @@ def test_replay_train_size_uses_each_earlier_tasks_declared_size(root: Path) -> 
     rep = synthesise_replay(state, sc, build_text_encoder(sc.text_encoder), seed=0, device=torch.device("cpu"))
     assert rep.task_ids.tolist() == [0] * 5 + [1] * 3
     assert rep.images.shape == (8, 3, 16, 16) and rep.masks.shape == (8, 16, 16)
+
+
+def test_channels_last_round_matches_the_default_layout(root: Path) -> None:
+    """training.channels_last changes the memory layout only: same losses, and contiguous arrays on the wire."""
+    import torch
+
+    from c2gr_fed.data.loading import load_task
+    from c2gr_fed.learning.round import run_round
+    from c2gr_fed.learning.state import build_state
+
+    out = []
+    for flags in ([], ["training.channels_last=true"]):
+        sc = load_scenario(root / "scenarios" / "smoke.yaml", ["training.epochs=1", *flags])
+        state, task = build_state(sc), sc.stream()[0]
+        res = run_round(state, task, load_task(sc, task, "train"), sc, 0)
+        arrays = state.arrays()
+        assert all(a.flags["C_CONTIGUOUS"] for rec in arrays.values() for a in rec.values())
+        out.append((res.metrics["loss_seg"], res.metrics["loss_diffusion"], arrays["segmentor"]))
+    assert abs(out[0][0] - out[1][0]) < 1e-4 and abs(out[0][1] - out[1][1]) < 1e-4
+    for k, v in out[0][2].items():
+        assert torch.allclose(torch.from_numpy(v), torch.from_numpy(out[1][2][k]), atol=1e-4), k

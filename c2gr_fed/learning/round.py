@@ -144,6 +144,9 @@ def run_round(
                              tc.replay_fraction if replay is not None else None, total_steps, gen)
     ema = _Ema(state.denoiser, scenario.diffusion.ema) if (state.denoiser is not None and spec.trains_generator
                                                             and scenario.diffusion.ema) else None
+    seg_net, den_net = _prepare_models(state, tc, device)
+    if device.type == "cuda":  # page-locked host memory: batch copies overlap with GPU work
+        all_images, all_masks = all_images.pin_memory(), all_masks.pin_memory()
     history: list[dict[str, float]] = []
     sums = {"seg": 0.0, "diff": 0.0, "reg": 0.0}
     step = 0
@@ -155,13 +158,15 @@ def run_round(
         x, y = all_images[idx], all_masks[idx]
         if tc.augment:
             x, y = _augment(x, y, gen)
-        x, y = x.to(device), y.to(device)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if tc.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         tid = all_tasks[idx].to(device)
         kb = n_classes_pool[tid]
         with autocast(device, tc.precision):
             tokens = state.prompts(emb)
             seg_ctx = tokens.seg[tid]  # (B, L, D)
-            logits = state.segmentor(x, seg_ctx)  # (B, K_max + 1, H, W)
+            logits = seg_net(x, seg_ctx)  # (B, K_max + 1, H, W)
             seg = segmentation_loss(logits.float(), y, kb)
             loss = seg["loss"]
             parts = {"seg": float(seg["loss"].detach())}
@@ -169,7 +174,7 @@ def run_round(
                 gen_ctx = tokens.gen[tid]
                 code = encode_masks(y, K)  # (B, K_max, H, W) in {-1, +1}
                 diff = joint_diffusion_loss(
-                    state.denoiser, x, code, gen_ctx, state.schedule, objective=spec.objective,
+                    den_net, x, code, gen_ctx, state.schedule, objective=spec.objective,
                     estimator=scenario.diffusion.bjd_estimator, generator=None,
                 )
                 loss = loss + diff["loss"]
@@ -220,6 +225,20 @@ def run_round(
     state.to(torch.device("cpu"))
     preview = replay.preview(4) if replay is not None else None
     return RoundResult(metrics=metrics, replay_preview=preview, loss_history=history)
+
+
+def _prepare_models(state: LearnerState, tc, device: torch.device):
+    """The callables the round trains through: the state's own modules, in channels-last memory format and/or
+    wrapped by torch.compile when the scenario asks. The wrappers share the modules' parameters, so the state (and
+    what travels) is unchanged; the wire form is made contiguous again (`LearnerState.arrays`)."""
+    seg, den = state.segmentor, state.denoiser
+    if tc.channels_last:
+        seg = seg.to(memory_format=torch.channels_last)
+        den = den.to(memory_format=torch.channels_last) if den is not None else None
+    if tc.compile:
+        seg = torch.compile(seg)
+        den = torch.compile(den) if den is not None else None
+    return seg, den
 
 
 def _batch_indices(n: int, n_current: int, batch_size: int, replay_fraction: float | None, total_steps: int,

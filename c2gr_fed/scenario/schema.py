@@ -245,7 +245,8 @@ class TrainingConfig(StrictModel):
     augment: bool = Field(True, description="flips and 90-degree rotations (exact for masks)")
     ewc_lambda: float = Field(100.0, ge=0, description="ewc only")
     distill_weight: float = Field(1.0, ge=0, description="lwf only")
-    compile: bool = False
+    compile: bool = Field(False, description="torch.compile the segmentor and denoiser for the round (GPU; slow first steps)")
+    channels_last: bool = Field(False, description="NHWC memory format for models and batches (GPU tensor cores)")
     replay_fraction: float | None = Field(
         None, gt=0, lt=1,
         description="share of each batch drawn from replay when there is replay (None: uniform over current + replay)",
@@ -266,7 +267,6 @@ class DiffusionConfig(StrictModel):
         "full", description="full: all three terms per sample; stochastic: one term drawn per sample (unbiased)"
     )
     ema: float | None = Field(None, gt=0, lt=1, description="EMA decay of the denoiser weights used for sampling")
-    denoiser_steps_factor: float = Field(1.0, gt=0, le=100.0, description="denoiser updates per segmentor update")
 
 
 class FederationConfig(StrictModel):
