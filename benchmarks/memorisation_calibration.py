@@ -32,12 +32,13 @@ KEYS = ("extraction_fraction", "extraction_threshold", "extraction_score_min", "
         "nn_ratio_fraction", "feature_copy_fraction", "pixel_d_train_median", "pixel_d_heldout_median", "flagged")
 
 
-def train_denoiser(sc, images, masks, ctx, steps: int, seed: int, batch: int = 16) -> tuple[JointDenoiser, float]:
+def train_denoiser(sc, images, masks, ctx, steps: int, seed: int, batch: int = 16, lr: float = 2e-3
+                   ) -> tuple[JointDenoiser, float]:
     torch.manual_seed(seed)
     K = sc.model.max_classes
     den = JointDenoiser(sc.model.denoiser, K, sc.model.prompt.token_dim)
     sched = NoiseSchedule(sc.diffusion)
-    opt = torch.optim.Adam(den.parameters(), lr=2e-3)
+    opt = torch.optim.Adam(den.parameters(), lr=lr)
     code = encode_masks(masks, K)
     g = torch.Generator().manual_seed(seed)
     loss = torch.tensor(0.0)
@@ -58,11 +59,21 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=32)
     ap.add_argument("--n-train", type=int, default=64)
     ap.add_argument("--sampling-steps", type=int, default=25)
+    ap.add_argument("--sampler", default="ddim", choices=["ddpm", "ddim", "dpmsolver++"])
+    ap.add_argument("--denoiser", default=None,
+                    help="denoiser channels, e.g. 32,64,64 (default: the smoke scenario's); attention at the last level")
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--skip-normal", action="store_true", help="only the over-fitted generator")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    sc = load_scenario("scenarios/smoke.yaml", [
+    den_over = []
+    if args.denoiser:
+        ch = [int(c) for c in args.denoiser.split(",")]
+        den_over = [f"model.denoiser.channels={ch}", f"model.denoiser.attention_levels=[{len(ch) - 1}]",
+                    "model.denoiser.groups=8", "model.denoiser.heads=4"]
+    sc = load_scenario("scenarios/smoke.yaml", [*den_over,
         f"departments.ophthalmology-aravind.tasks.Fundus-A.data.n_train={args.n_train}",
         "departments.ophthalmology-aravind.tasks.Fundus-A.data.n_val=16",
         "departments.ophthalmology-aravind.tasks.Fundus-A.data.n_test=32",
@@ -94,11 +105,16 @@ def main() -> None:
     show(f"fresh real cases ({te.images.shape[0]} test vs train, calibrated on val)",
          memorisation_metrics(te.images, encode_masks(te.masks, K), tr.images, encode_masks(tr.masks, K),
                               va.images, encode_masks(va.masks, K), features=feats).metrics, "")
-    for label, x, y in (("over-fitted on 4 images", tr.images[:4], tr.masks[:4]),
-                        (f"normal ({tr.images.shape[0]} images)", tr.images, tr.masks)):
+    cases = [("over-fitted on 4 images", tr.images[:4], tr.masks[:4])]
+    if not args.skip_normal:
+        cases.append((f"normal ({tr.images.shape[0]} images)", tr.images, tr.masks))
+    n_params = sum(p.numel() for p in JointDenoiser(sc.model.denoiser, K, sc.model.prompt.token_dim).parameters())
+    print(f"denoiser {sc.model.denoiser.channels} ({n_params / 1e6:.2f}M parameters), sampler "
+          f"{args.sampler}-{args.sampling_steps}, T = {sc.diffusion.timesteps}")
+    for label, x, y in cases:
         t0 = time.perf_counter()
-        den, last = train_denoiser(sc, x, y, ctx, args.steps, args.seed)
-        sx, code = sample_pairs(den, ctx.expand(n, -1, -1).contiguous(), sc.image_size, K, sched, sampler="ddim",
+        den, last = train_denoiser(sc, x, y, ctx, args.steps, args.seed, lr=args.lr)
+        sx, code = sample_pairs(den, ctx.expand(n, -1, -1).contiguous(), sc.image_size, K, sched, sampler=args.sampler,
                                 steps=args.sampling_steps, seed=args.seed + 1)
         sy = decode_masks(code, len(task.classes))
         m = audit(sx, sy, x, y)
