@@ -7,10 +7,9 @@ from pathlib import Path
 
 from ..data.loading import load_task
 from ..errors import RunDirError
-from ..prompts import PromptPool
-from ..runs.checkpoint import load_checkpoint
 from ..runs.layout import RunDir
 from ..scenario import Scenario, load_scenario
+from .final_state import load_final_state
 from .round import evaluate_task, run_round
 from .state import build_state
 
@@ -41,12 +40,10 @@ def adapt(run_dirs: list[Path], downstream: Scenario, epochs: int = 20, lr: floa
         for task in sc.stream():
             state = build_state(sc)  # finetune: segmentor + prompt graph, no generator
             if rd is not None:
-                ck = load_checkpoint(RunDir(rd).checkpoints)
-                if ck is None:
-                    raise RunDirError(f"{rd}: no checkpoint to adapt from")
-                state.segmentor.load_state_dict({k: __import__("torch").from_numpy(v.copy()) for k, v in ck.arrays["segmentor"].items()})
-                state.prompts.load_state_dict({k: __import__("torch").from_numpy(v.copy()) for k, v in ck.arrays["prompts"].items()})
-                state.pool = PromptPool.from_wire(ck.pool)
+                _, final = load_final_state(rd)
+                state.segmentor.load_state_dict(final.segmentor.state_dict())
+                state.prompts.load_state_dict(final.prompts.state_dict())
+                state.pool = final.pool
             run_round(state, task, load_task(sc, task, "train", data_root), sc, round_index=0)
             results[label][task.name] = float(evaluate_task(state, task, load_task(sc, task, "test", data_root), sc)["dice"])
     return results
