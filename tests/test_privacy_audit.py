@@ -74,6 +74,13 @@ def test_audit_passes_on_a_normal_run(normal_run: Path, capsys) -> None:
         assert (normal_run / "departments" / m["department"] / f"memorisation_{task}.png").exists()
     md = (normal_run / "audit.md").read_text()
     assert "PASS" in md and "MIA AUC" in md and "Fundus-A" in md
+    # the run report carries the same aggregates
+    from c2gr_fed.reporting.report import write_report
+
+    report = write_report(normal_run).read_text()
+    assert "## Memorisation audit of the final generator" in report and "Flagged tasks: **none**" in report
+    section = report.split("## Memorisation audit of the final generator")[1].split("\n## ")[0]
+    assert all(f"| {t} | 0.00 | 0.00 | 0.00 |" in section for t in ("Fundus-A", "Fundus-B", "MnMs-Siemens")), section
     # the histograms never travelled: no logged message carries anything but declared aggregates
     for line in (normal_run / "transfers.jsonl").read_text().splitlines():
         e = json.loads(line)

@@ -94,11 +94,12 @@ def write_report(root: Path) -> Path:
                   "embeddings vs the relation-aware prompts the RUPS graph learned.", "", f"![prompt similarity](figures/{fig7.name})", ""]
     except Exception as exc:  # noqa: BLE001 - a figure must not stop the report
         lines += [f"(prompt-relation figure not drawn: {exc})", ""]
-    grids = sorted(run.root.glob("departments/*/replay_round_*.png"))
+    grids = sorted(run.root.glob("departments/*/replay_round_*.png"), key=lambda g: (g.stem, g.parent.name))
     if grids:
         lines += ["## Replay pairs (kept in each department's own folder, never sent)", ""]
         lines += [f"- [{g.parent.name} round {g.stem.rsplit('_', 1)[-1]}]({g.relative_to(run.root)})" for g in grids]
         lines += ["", f"![last replay grid]({grids[-1].relative_to(run.root)})", ""]
+    lines += _memorisation_lines(run.root)
     t = transfer_totals(run)
     lines += ["## What crossed the wire", "", f"{t['messages']} messages logged in `transfers.jsonl` (hash-chained); "
               f"schema violations: {t['violations']}.", "", "| direction and type | MB |", "|---|---|"]
@@ -106,6 +107,36 @@ def write_report(root: Path) -> Path:
     lines += ["", "Run `c2gr-fed audit " + str(run.root) + "` for the full privacy audit.", ""]
     run.report.write_text("\n".join(lines))
     return run.report
+
+
+def _memorisation_lines(root: Path) -> list[str]:
+    """The memorisation audit's aggregates per task, when the run did one (privacy.memorisation_audit)."""
+    import json
+
+    path = root / "memorisation.json"
+    if not path.exists():
+        return []
+    try:
+        mem = json.loads(path.read_text())
+        tasks = mem["tasks"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return ["## Memorisation audit", "", f"(memorisation.json unreadable: {exc})", ""]
+    flagged = [t for t, v in tasks.items() if v.get("metrics", v).get("flagged")]
+    lines = ["## Memorisation audit of the final generator", "",
+             f"{mem.get('samples_per_task', '?')} synthetic pairs per task, compared by each department with its own "
+             "training and held-out cases (thresholds at 1% false positives of real-vs-real). Flagged tasks: "
+             f"**{', '.join(flagged) if flagged else 'none'}**. Full table: `c2gr-fed audit {root}` (audit.md).", "",
+             "| task | image extraction fraction | d1/d2 < 1/3 | feature copy | pixel distance train / held-out | "
+             "membership AUC |", "|---|---|---|---|---|---|"]
+    for name, v in tasks.items():
+        m = v.get("metrics", v)
+        lines.append(f"| {name} | {_fmt(m.get('extraction_fraction'))} | {_fmt(m.get('nn_ratio_fraction'))} | "
+                     f"{_fmt(m.get('feature_copy_fraction'))} | {_fmt(m.get('pixel_d_train_median'))} / "
+                     f"{_fmt(m.get('pixel_d_heldout_median'))} | {_fmt(m.get('mia_auc'))} |")
+    hist = sorted(root.glob("departments/*/memorisation_*.png"))
+    if hist:
+        lines += ["", f"![distances of synthetic and held-out cases to the training set]({hist[0].relative_to(root)})"]
+    return lines + [""]
 
 
 def compare_runs(roots: list[Path]) -> tuple[str, list[list[str]]]:
