@@ -66,7 +66,7 @@ def synthesise_replay(
     pool = state.pool
     counts = [replay_count(scenario, desc.name, current_train_size) for desc in pool]
     emb = embed_pool(pool, encoder)
-    emb = type(emb)(full=emb.full.to(device), attributes={k: v.to(device) for k, v in emb.attributes.items()})
+    emb = emb.to(device)
     state.prompts.eval()
     with torch.no_grad():
         tokens = state.prompts(emb)

@@ -102,7 +102,7 @@ def run_round(
     desc = TaskDescriptor.from_task(task)
     cur_idx = state.pool.add(desc)
     emb = embed_pool(state.pool, encoder)
-    emb = type(emb)(full=emb.full.to(device), attributes={k: v.to(device) for k, v in emb.attributes.items()})
+    emb = emb.to(device)
     n_classes_pool = torch.tensor([d.num_classes for d in state.pool], dtype=torch.int64, device=device)
 
     # -- assemble the round's training set: current data (+ replay) (+ other real tasks for `joint`) -----
@@ -116,7 +116,7 @@ def run_round(
             masks.append(p_data.masks)
             task_ids.append(torch.full((len(p_data),), idx, dtype=torch.int64))
         emb = embed_pool(state.pool, encoder)
-        emb = type(emb)(full=emb.full.to(device), attributes={k: v.to(device) for k, v in emb.attributes.items()})
+        emb = emb.to(device)
         n_classes_pool = torch.tensor([d.num_classes for d in state.pool], dtype=torch.int64, device=device)
     if replay is not None:
         images.append(replay.images)
@@ -316,7 +316,7 @@ def _lwf_loss(previous: LearnerState, state: LearnerState, emb, x: torch.Tensor,
     j = int(torch.randint(0, n_old, (1,)))
     kb = n_classes_pool[j].expand(x.shape[0])
     with torch.no_grad():
-        old_tokens = previous.prompts(embed_pool_subset(emb, n_old))
+        old_tokens = previous.prompts(emb.subset(slice(0, n_old)))
         target = previous.segmentor(x, old_tokens.seg[j].expand(x.shape[0], -1, -1))
     new_tokens = state.prompts(emb)
     student = state.segmentor(x, new_tokens.seg[j].expand(x.shape[0], -1, -1))
@@ -325,10 +325,6 @@ def _lwf_loss(previous: LearnerState, state: LearnerState, emb, x: torch.Tensor,
     t = F.softmax(restrict_logits(target.float(), kb), 1)
     s = F.log_softmax(restrict_logits(student.float(), kb), 1)
     return F.kl_div(s, t, reduction="batchmean") / (x.shape[-1] * x.shape[-2])
-
-
-def embed_pool_subset(emb, n: int):
-    return type(emb)(full=emb.full[:n], attributes={k: v[:n] for k, v in emb.attributes.items()})
 
 
 def evaluate_task(
@@ -354,7 +350,7 @@ def evaluate_task(
         pool.add(d)
     idx = pool.add(TaskDescriptor.from_task(task))
     emb = embed_pool(pool, encoder)
-    emb = type(emb)(full=emb.full.to(device), attributes={k: v.to(device) for k, v in emb.attributes.items()})
+    emb = emb.to(device)
     state.segmentor.to(device).eval()
     state.prompts.to(device).eval()
     acc = DiceAccumulator(len(task.classes))
