@@ -32,13 +32,17 @@ KEYS = ("extraction_fraction", "extraction_threshold", "extraction_score_min", "
         "nn_ratio_fraction", "feature_copy_fraction", "pixel_d_train_median", "pixel_d_heldout_median", "flagged")
 
 
-def train_denoiser(sc, images, masks, ctx, steps: int, seed: int, batch: int = 16, lr: float = 2e-3
-                   ) -> tuple[JointDenoiser, float]:
+def train_denoiser(sc, images, masks, ctx, steps: int, seed: int, batch: int = 16, lr: float = 2e-3,
+                   ema: float = 0.0) -> tuple[JointDenoiser, float]:
+    """BJD training with Adam and a cosine learning-rate decay; with ema > 0 the returned weights are the EMA's."""
     torch.manual_seed(seed)
     K = sc.model.max_classes
     den = JointDenoiser(sc.model.denoiser, K, sc.model.prompt.token_dim)
     sched = NoiseSchedule(sc.diffusion)
     opt = torch.optim.Adam(den.parameters(), lr=lr)
+    decay = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps))
+    avg = (torch.optim.swa_utils.AveragedModel(den, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(ema))
+           if ema > 0 else None)
     code = encode_masks(masks, K)
     g = torch.Generator().manual_seed(seed)
     loss = torch.tensor(0.0)
@@ -50,6 +54,11 @@ def train_denoiser(sc, images, masks, ctx, steps: int, seed: int, batch: int = 1
         loss.backward()
         torch.nn.utils.clip_grad_norm_(den.parameters(), 1.0)
         opt.step()
+        decay.step()
+        if avg is not None:
+            avg.update_parameters(den)
+    if avg is not None:
+        den.load_state_dict(avg.module.state_dict())
     return den, float(loss.detach())
 
 
@@ -63,7 +72,8 @@ def main() -> None:
     ap.add_argument("--denoiser", default=None,
                     help="denoiser channels, e.g. 32,64,64 (default: the smoke scenario's); attention at the last level")
     ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--skip-normal", action="store_true", help="only the over-fitted generator")
+    ap.add_argument("--ema", type=float, default=0.0, help="EMA decay of the sampled weights (0: none)")
+    ap.add_argument("--cases", default="overfit,normal", help="which generators to train: overfit, normal or both")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -105,15 +115,19 @@ def main() -> None:
     show(f"fresh real cases ({te.images.shape[0]} test vs train, calibrated on val)",
          memorisation_metrics(te.images, encode_masks(te.masks, K), tr.images, encode_masks(tr.masks, K),
                               va.images, encode_masks(va.masks, K), features=feats).metrics, "")
-    cases = [("over-fitted on 4 images", tr.images[:4], tr.masks[:4])]
-    if not args.skip_normal:
+    wanted = set(args.cases.split(","))
+    cases = []
+    if "overfit" in wanted:
+        cases.append(("over-fitted on 4 images", tr.images[:4], tr.masks[:4]))
+    if "normal" in wanted:
         cases.append((f"normal ({tr.images.shape[0]} images)", tr.images, tr.masks))
     n_params = sum(p.numel() for p in JointDenoiser(sc.model.denoiser, K, sc.model.prompt.token_dim).parameters())
     print(f"denoiser {sc.model.denoiser.channels} ({n_params / 1e6:.2f}M parameters), sampler "
-          f"{args.sampler}-{args.sampling_steps}, T = {sc.diffusion.timesteps}")
+          f"{args.sampler}-{args.sampling_steps}, T = {sc.diffusion.timesteps}, lr {args.lr} cosine-decayed, "
+          f"EMA {args.ema or 'off'}")
     for label, x, y in cases:
         t0 = time.perf_counter()
-        den, last = train_denoiser(sc, x, y, ctx, args.steps, args.seed, lr=args.lr)
+        den, last = train_denoiser(sc, x, y, ctx, args.steps, args.seed, lr=args.lr, ema=args.ema)
         sx, code = sample_pairs(den, ctx.expand(n, -1, -1).contiguous(), sc.image_size, K, sched, sampler=args.sampler,
                                 steps=args.sampling_steps, seed=args.seed + 1)
         sy = decode_masks(code, len(task.classes))

@@ -270,8 +270,10 @@ def audit_generator(state, scenario, task, train, heldout, samples: int, seed: i
         tokens = state.prompts(emb)
     state.prompts.train()
     ctx = tokens.gen[idx].expand(samples, -1, -1).contiguous()
-    x, code = sample_pairs(state.denoiser, ctx, scenario.image_size, K, state.schedule, sampler=dc.sampler,
-                           steps=dc.sampling_steps, seed=seed, chunk_size=dc.chunk_size)
+    pc = scenario.privacy  # its own sampler: the calibration found DDIM-10 blind to an over-fitted generator
+    x, code = sample_pairs(state.denoiser, ctx, scenario.image_size, K, state.schedule, sampler=pc.sampler,
+                           steps=min(pc.sampling_steps, state.schedule.num_timesteps), seed=seed,
+                           chunk_size=dc.chunk_size)
     kb = torch.full((samples,), len(task.classes), dtype=torch.int64)
     y = decode_masks(code.cpu(), kb)
     feats = segmentor_features(state.segmentor, tokens.seg[idx].detach())

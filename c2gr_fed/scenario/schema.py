@@ -287,6 +287,10 @@ class PrivacyConfig(StrictModel):
         False, description="after the last round, each department audits the generator and segmentor on its tasks"
     )
     samples: int = Field(32, ge=4, le=10_000, description="synthetic pairs per task for the memorisation audit")
+    sampler: Literal[SAMPLERS] = Field(  # type: ignore[valid-type]
+        "ddpm", description="sampler of the memorisation audit (stochastic DDPM exposes copies that DDIM-10 misses)"
+    )
+    sampling_steps: int = Field(50, ge=1, le=10_000, description="reverse steps of the memorisation audit's sampler")
 
 
 # --------------------------------------------------------------------------------------------------- scenario
