@@ -76,20 +76,36 @@ def correspondence(gen_state, oracle_state, sc, n: int) -> dict:
     enc = build_text_encoder(sc.text_encoder)
     seed = sc.seed * 1_000_003 + 1 * 7919  # the seed run_round uses in round index 1
     rep = synthesise_replay(gen_state, sc_n, enc, seed=seed, device=torch.device("cpu"))
-    emb = embed_pool(oracle_state.pool, enc)
+    score = score_against_oracle(rep.images, rep.masks, oracle_state, 0, len(task1.classes), enc)
+    real = load_task(sc, task1, "train")
+    return {"corr_dice": score["corr_dice"], "corr_per_class": score["corr_per_class"],
+            "gen_mask_fraction": score["gen_fraction"], "oracle_mask_fraction_on_gen": score["oracle_fraction"],
+            "real_mask_fraction": mask_fractions(real.masks, len(task1.classes)), "n": n}
+
+
+def mask_fractions(masks: torch.Tensor, k: int) -> list[float]:
+    """Fraction of pixels of each foreground class 1..k in masks (N, H, W)."""
+    return [float((masks == c).float().mean()) for c in range(1, k + 1)]
+
+
+def score_against_oracle(images: torch.Tensor, masks: torch.Tensor, oracle_state, pool_index: int, k: int,
+                         enc) -> dict:
+    """Correspondence Dice of generated masks (N, H, W) with the oracle segmentor's predictions on the generated
+    images (N, 3, H, W), prompting the oracle with its pool entry `pool_index`; plus both foreground fractions.
+    The oracle's modules are left in the mode they were in."""
+    modes = (oracle_state.segmentor.training, oracle_state.prompts.training)
     oracle_state.segmentor.eval()
     oracle_state.prompts.eval()
-    K = len(task1.classes)
     with torch.no_grad():
-        tok = oracle_state.prompts(emb).seg[0]
-        logits = oracle_state.segmentor(rep.images, tok.expand(rep.images.shape[0], -1, -1))
-    pred = predict_masks(logits.float(), torch.full((rep.images.shape[0],), K, dtype=torch.int64))
-    acc = DiceAccumulator(K)
-    acc.update(rep.masks, pred)
-    real = load_task(sc, task1, "train")
-    frac = lambda m: [float((m == k).float().mean()) for k in range(1, K + 1)]  # noqa: E731
-    return {"corr_dice": acc.mean(), "corr_per_class": acc.per_class(), "gen_mask_fraction": frac(rep.masks),
-            "oracle_mask_fraction_on_gen": frac(pred), "real_mask_fraction": frac(real.masks), "n": n}
+        tok = oracle_state.prompts(embed_pool(oracle_state.pool, enc)).seg[pool_index]
+        logits = oracle_state.segmentor(images, tok.expand(images.shape[0], -1, -1))
+    oracle_state.segmentor.train(modes[0])
+    oracle_state.prompts.train(modes[1])
+    pred = predict_masks(logits.float(), torch.full((images.shape[0],), k, dtype=torch.int64))
+    acc = DiceAccumulator(k)
+    acc.update(masks, pred)
+    return {"corr_dice": acc.mean(), "corr_per_class": acc.per_class(), "gen_fraction": mask_fractions(masks, k),
+            "oracle_fraction": mask_fractions(pred, k)}
 
 
 def merge(part: Path, md_out: Path | None, command: str) -> str:

@@ -33,15 +33,13 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from core_two_task import score_against_oracle  # noqa: E402
 from stream_cpu import load_average, subset_scenario  # noqa: E402
 
 from c2gr_fed.data.loading import load_task  # noqa: E402
 from c2gr_fed.learning.replay import synthesise_replay  # noqa: E402
 from c2gr_fed.learning.round import evaluate_task, run_round  # noqa: E402
 from c2gr_fed.learning.state import build_state  # noqa: E402
-from c2gr_fed.metrics.dice import DiceAccumulator  # noqa: E402
-from c2gr_fed.models import predict_masks  # noqa: E402
-from c2gr_fed.prompts import embed_pool  # noqa: E402
 from c2gr_fed.text import build_text_encoder  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,21 +65,11 @@ def score_replay(state, sc, n: int) -> dict:
     t0 = time.perf_counter()
     rep = synthesise_replay(state, sc_n, enc, seed=seed, device=torch.device("cpu"))
     dt = time.perf_counter() - t0
-    emb = embed_pool(state.pool, enc)
-    state.segmentor.eval()
-    state.prompts.eval()
-    K = len(task1.classes)
-    with torch.no_grad():
-        tok = state.prompts(emb).seg[0]
-        logits = state.segmentor(rep.images, tok.expand(rep.images.shape[0], -1, -1))
-    state.segmentor.train()
-    state.prompts.train()
-    pred = predict_masks(logits.float(), torch.full((rep.images.shape[0],), K, dtype=torch.int64))
-    acc = DiceAccumulator(K)
-    acc.update(rep.masks, pred)
-    frac = lambda m: [round(float((m == k).float().mean()), 3) for k in range(1, K + 1)]  # noqa: E731
-    return {"pairs": n, "synth_s": dt, "pairs_per_s": n / dt, "corr_dice": acc.mean(),
-            "corr_per_class": acc.per_class(), "gen_fraction": frac(rep.masks), "oracle_fraction_on_gen": frac(pred)}
+    score = score_against_oracle(rep.images, rep.masks, state, 0, len(task1.classes), enc)
+    r3 = lambda xs: [round(x, 3) for x in xs]  # noqa: E731
+    return {"pairs": n, "synth_s": dt, "pairs_per_s": n / dt, "corr_dice": score["corr_dice"],
+            "corr_per_class": score["corr_per_class"], "gen_fraction": r3(score["gen_fraction"]),
+            "oracle_fraction_on_gen": r3(score["oracle_fraction"])}
 
 
 def main() -> None:

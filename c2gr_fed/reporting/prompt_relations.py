@@ -7,10 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..prompts import PromptPool, embed_pool
-from ..runs.checkpoint import load_checkpoint
-from ..runs.layout import RunDir
-from ..scenario import load_scenario
+from ..prompts import embed_pool
 from ..text import build_text_encoder
 
 
@@ -21,24 +18,17 @@ def _cos(x: torch.Tensor) -> np.ndarray:
 
 def prompt_similarity(run_root: Path) -> tuple[list[str], np.ndarray, np.ndarray | None]:
     """(task names, cosine of plain text embeddings, cosine of RUPS relation prompts or None)."""
-    from ..learning import build_state
+    from ..learning.final_state import load_final_state
 
-    run = RunDir(Path(run_root))
-    sc = load_scenario(run.scenario)
-    ck = load_checkpoint(run.checkpoints)
-    if ck is None:
-        raise FileNotFoundError(f"{run.root}: no checkpoint")
-    state = build_state(sc)
-    state.load_arrays(ck.arrays)
-    pool = PromptPool.from_wire(ck.pool)
-    emb = embed_pool(pool, build_text_encoder(sc.text_encoder))
+    sc, state = load_final_state(Path(run_root))
+    emb = embed_pool(state.pool, build_text_encoder(sc.text_encoder))
     text = _cos(emb.full)
     rups = None
     if hasattr(state.prompts, "relation_prompts") and state.method.prompt_kind == "rups":
         state.prompts.eval()
         with torch.no_grad():
             rups = _cos(state.prompts.relation_prompts(emb))
-    return list(pool.names), text, rups
+    return list(state.pool.names), text, rups
 
 
 def prompt_similarity_figure(run_root: Path, out: Path) -> Path:
