@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from c2gr_fed.data.loading import load_task
-from c2gr_fed.diffusion import decode_masks, sample_pairs
 from c2gr_fed.learning.final_state import load_final_state
+from c2gr_fed.learning.replay import generate_task_pairs
 from c2gr_fed.learning.round import evaluate_task
 from c2gr_fed.metrics.dice import DiceAccumulator
 from c2gr_fed.models import predict_masks
@@ -35,7 +35,7 @@ from c2gr_fed.text import build_text_encoder
 def generated_pairs(run_dir: Path, pairs: int, seed: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """task name -> (images (N,3,S,S), masks (N,S,S)) from the run's final generator, one prompt per pool entry."""
     sc, state = load_final_state(run_dir)
-    if state.denoiser is None or state.method.replay != "pairs":
+    if state.denoiser is None or state.method.replay not in ("pairs", "remask"):
         raise SystemExit(f"{run_dir}: method {sc.method!r} has no joint image-mask generator")
     enc = build_text_encoder(sc.text_encoder)
     state.prompts.eval()
@@ -43,10 +43,8 @@ def generated_pairs(run_dir: Path, pairs: int, seed: int) -> dict[str, tuple[tor
         tokens = state.prompts(embed_pool(state.pool, enc))
     out = {}
     for i, desc in enumerate(state.pool):
-        x, code = sample_pairs(state.denoiser, tokens.gen[i].expand(pairs, -1, -1).contiguous(), sc.image_size,
-                               sc.model.max_classes, state.schedule, sampler=sc.diffusion.sampler,
-                               steps=sc.diffusion.sampling_steps, seed=seed + 7 * i, chunk_size=sc.diffusion.chunk_size)
-        out[desc.name] = (x, decode_masks(code, desc.num_classes))
+        out[desc.name] = generate_task_pairs(state, sc, tokens.gen[i].expand(pairs, -1, -1).contiguous(),
+                                             tokens.seg[i], desc.num_classes, seed=seed + 7 * i)
     return out
 
 

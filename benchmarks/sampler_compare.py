@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import sys
 import time
@@ -76,7 +77,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tasks", default="Fundus-A,MnMs-Siemens")
     ap.add_argument("--samplers", default="ddpm:200,ddim:10,ddim:25,ddim:50,dpmsolver++:10,dpmsolver++:20",
-                    help="comma-separated sampler:steps; the first is the reference for the speed-up")
+                    help="comma-separated sampler:steps[:remask]; the first is the reference for the speed-up; "
+                         ":remask re-samples each mask given its generated image (BJD only)")
     ap.add_argument("--steps1", type=int, default=400)
     ap.add_argument("--steps2", type=int, default=150)
     ap.add_argument("--pairs", type=int, default=48, help="task-1 replay pairs per sampler (round 2 replays these)")
@@ -101,11 +103,14 @@ def main() -> None:
 
     rows = []
     for spec in a.samplers.split(","):
-        name, steps = spec.split(":")
+        name, steps, *flags = spec.split(":")
         sc_s = with_sampler(sc, name, int(steps))
-        row = {"sampler": name, "steps": int(steps), **score_replay(copy.deepcopy(state), sc_s, a.pairs)}
+        st = copy.deepcopy(state)
+        if "remask" in flags:  # masks re-sampled given the generated images (BJD's Eq. 3 branch; c2gr-remask)
+            st.method = dataclasses.replace(st.method, replay="remask")
+        label = name + (" + remask" if "remask" in flags else "")
+        row = {"sampler": label, "steps": int(steps), **score_replay(copy.deepcopy(st), sc_s, a.pairs)}
         if not a.no_round2:
-            st = copy.deepcopy(state)
             t1 = time.perf_counter()
             run_round(st, stream[1], load_task(sc, stream[1], "train"), with_steps(sc_s, a.steps2), 1)
             row["round2_s"] = time.perf_counter() - t1

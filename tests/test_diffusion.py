@@ -13,6 +13,7 @@ from c2gr_fed.diffusion import (
     decode_masks,
     encode_masks,
     joint_diffusion_loss,
+    sample_masks_given_images,
     sample_pairs,
 )
 from c2gr_fed.models import JointDenoiser
@@ -295,3 +296,41 @@ def test_every_sampler_recovers_the_data_with_the_exact_denoiser(timesteps: int,
     nearest = ((z[:, None] - points[None]) ** 2).mean(dim=(2, 3, 4)).sqrt().min(dim=1)  # (12,)
     assert nearest.values.max() < 1e-2, f"{sampler}-{steps} at T={timesteps} lands {nearest.values.max():.3f} off"
     assert len(set(nearest.indices.tolist())) >= 2  # it samples the data set, not one point
+
+
+class _MaskGivenImageOracle(nn.Module):
+    """The exact mask-noise predictor of p(mask | image) for a few points: the clean image (timestep 0) picks its
+    point, the noisy mask weighs the rest as in _OracleDenoiser. Re-sampling masks for the points' own images must
+    return the points' own masks."""
+
+    def __init__(self, points: torch.Tensor, schedule: NoiseSchedule) -> None:
+        super().__init__()
+        self.points, self.schedule = points, schedule  # points (P, 3 + K, S, S)
+
+    def forward(self, x, y, t_img, t_mask, ctx):
+        assert (t_img == 0).all() and (t_mask > 0).any()  # the image is clean, only the mask is denoised
+        a = self.schedule.alphas_cumprod[t_mask].view(-1, 1)  # (B, 1)
+        pts_x, pts_y = self.points[:, :3], self.points[:, 3:]
+        d_x = ((x[:, None] - pts_x[None]) ** 2).sum(dim=(2, 3, 4))  # (B, P)
+        d_y = ((y[:, None] - a.sqrt()[:, :, None, None, None] * pts_y[None]) ** 2).sum(dim=(2, 3, 4))
+        w = torch.softmax(-d_y / (2 * (1 - a)) - 1e6 * d_x, dim=1)
+        y0 = torch.einsum("bp,pchw->bchw", w, pts_y)
+        eps_y = (y - a.sqrt()[:, :, None, None] * y0) / (1 - a).sqrt()[:, :, None, None]
+        return torch.zeros_like(x), eps_y
+
+
+@pytest.mark.parametrize("sampler,steps", [("ddpm", 50), ("ddim", 10), ("dpmsolver++", 10)])
+def test_mask_given_image_sampler_recovers_each_images_own_mask(sampler: str, steps: int) -> None:
+    g = torch.Generator().manual_seed(1)
+    points = torch.rand(4, 3 + 2, 8, 8, generator=g) * 1.8 - 0.9
+    sched = NoiseSchedule(DiffusionConfig(timesteps=1000))
+    order = torch.tensor([2, 0, 3, 1, 2, 1])
+    den = _MaskGivenImageOracle(points, sched)
+    code = sample_masks_given_images(den, points[order, :3], torch.zeros(6, 1, 4), 2, sched, sampler=sampler,
+                                     steps=steps, seed=4, chunk_size=4)
+    assert code.shape == (6, 2, 8, 8)
+    err = (code - points[order, 3:]).abs().max()
+    assert err < 1e-2, f"{sampler}-{steps}: re-sampled masks land {err:.3f} off their images' masks"
+    again = sample_masks_given_images(den, points[order, :3], torch.zeros(6, 1, 4), 2, sched, sampler=sampler,
+                                      steps=steps, seed=4, chunk_size=3)
+    assert torch.allclose(code, again, atol=1e-5)  # per-sample seeding: chunking does not matter

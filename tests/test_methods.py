@@ -91,3 +91,18 @@ def test_channels_last_round_matches_the_default_layout(root: Path) -> None:
     assert abs(out[0][0] - out[1][0]) < 1e-4 and abs(out[0][1] - out[1][1]) < 1e-4
     for k, v in out[0][2].items():
         assert torch.allclose(torch.from_numpy(v), torch.from_numpy(out[1][2][k]), atol=1e-4), k
+
+
+def test_remask_replay_needs_bjd() -> None:
+    """Only BJD trains p(mask | image); a remask method on NJD is refused when it is declared."""
+    from c2gr_fed.learning.methods import MethodSpec
+
+    with pytest.raises(ValueError, match="BJD"):
+        MethodSpec("bad", "rups", "remask", "njd")
+    assert METHOD_SPECS["c2gr-remask"].objective == "bjd" and METHOD_SPECS["c2gr"].replay == "pairs"
+
+
+def test_schema_and_round_know_the_same_methods() -> None:
+    from c2gr_fed.scenario import METHODS
+
+    assert set(METHODS) == set(METHOD_SPECS)

@@ -2,7 +2,7 @@
 
 from .masks import decode_masks, encode_masks
 from .objectives import TERM_NAMES, bjd_terms, joint_diffusion_loss
-from .samplers import SAMPLERS, make_scheduler, sample_generator, sample_pairs
+from .samplers import SAMPLERS, make_scheduler, sample_generator, sample_masks_given_images, sample_pairs
 from .schedule import NoiseSchedule
 
 __all__ = [
@@ -15,5 +15,6 @@ __all__ = [
     "joint_diffusion_loss",
     "make_scheduler",
     "sample_generator",
+    "sample_masks_given_images",
     "sample_pairs",
 ]

@@ -91,3 +91,50 @@ def sample_pairs(
     finally:
         denoiser.train(was_training)
     return images, codes
+
+
+def sample_masks_given_images(
+    denoiser: nn.Module,
+    images: Tensor,
+    context: Tensor,
+    max_classes: int,
+    schedule: NoiseSchedule,
+    sampler: str = "ddim",
+    steps: int = 25,
+    seed: int = 0,
+    chunk_size: int = 64,
+) -> Tensor:
+    """Mask codes (N, K_max, S, S) for given clean images (N, 3, S, S) with BJD's mask-given-image branch (Eq. 3).
+
+    The image is fed clean with timestep 0 at every step and only the mask part is denoised, from pure noise,
+    with the mask timestep running down: the reverse process of p(mask | image) that BJD's third term trains.
+    A generator trained with NJD never saw a clean image beside a noisy mask, so this is meaningful for BJD
+    only. Same per-sample seeding as `sample_pairs` (pair n of `seed` has its own generator).
+    """
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    n, _, s, _ = images.shape
+    device = context.device
+    codes = torch.empty((n, max_classes, s, s), device=device)
+    was_training = denoiser.training
+    denoiser.eval()
+    try:
+        with torch.no_grad():
+            for start in range(0, n, chunk_size):
+                stop = min(n, start + chunk_size)
+                gens = [sample_generator(seed, i) for i in range(start, stop)]
+                y = torch.cat([torch.randn((1, max_classes, s, s), generator=g) for g in gens]).to(device)
+                x = images[start:stop].to(device)
+                zero = torch.zeros((stop - start,), dtype=torch.long, device=device)
+                sched = make_scheduler(schedule, sampler, steps)
+                ctx = context[start:stop]
+                for t in sched.timesteps:
+                    tt = torch.full((stop - start,), int(t), dtype=torch.long, device=device)
+                    _, eps_y = denoiser(x, y, zero, tt, ctx)
+                    y = sched.step(eps_y.to(y.dtype), t, y, generator=gens).prev_sample
+                codes[start:stop] = y
+    finally:
+        denoiser.train(was_training)
+    return codes

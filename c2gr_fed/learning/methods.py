@@ -16,13 +16,19 @@ from ..errors import ScenarioError
 class MethodSpec:
     name: str
     prompt_kind: Literal["rups", "plain"]
-    replay: Literal["none", "pairs", "images"]
-    """pairs: C2GR image-mask replay; images: GR (masks from the previous segmentor); none: no replay."""
+    replay: Literal["none", "pairs", "remask", "images"]
+    """pairs: C2GR image-mask replay; remask: C2GR images whose masks are re-sampled from the clean generated
+    image with BJD's mask-given-image branch; images: GR (masks from the previous segmentor); none: no replay."""
     objective: Literal["bjd", "njd"] | None
     """diffusion objective of the generator, None when the method trains no generator."""
     regulariser: Literal["none", "ewc", "lwf"] = "none"
     breaks_locality: bool = False
     summary: str = ""
+
+    def __post_init__(self) -> None:
+        if self.replay == "remask" and self.objective != "bjd":
+            raise ValueError(f"method {self.name!r}: remask replay needs the BJD objective (NJD never trains "
+                             "the mask-given-image branch)")
 
     @property
     def trains_generator(self) -> bool:
@@ -33,6 +39,8 @@ METHOD_SPECS: dict[str, MethodSpec] = {
     "c2gr": MethodSpec("c2gr", "rups", "pairs", "bjd", summary="C2GR: BJD image-mask replay + RUPS unified prompt (the paper)"),
     "c2gr-njd": MethodSpec("c2gr-njd", "rups", "pairs", "njd", summary="C2GR w/o BJD: naive joint diffusion"),
     "c2gr-norups": MethodSpec("c2gr-norups", "plain", "pairs", "bjd", summary="C2GR w/o RUPS: plain text prompts, separate projections"),
+    "c2gr-remask": MethodSpec("c2gr-remask", "rups", "remask", "bjd",
+                              summary="C2GR + masks re-sampled given the generated image (BJD Eq. 3 branch; beyond the paper)"),
     "finetune": MethodSpec("finetune", "rups", "none", None, summary="FineTune: current task only"),
     "ewc": MethodSpec("ewc", "rups", "none", None, regulariser="ewc", summary="EWC on the segmentor"),
     "lwf": MethodSpec("lwf", "rups", "none", None, regulariser="lwf", summary="LwF: distil the previous segmentor on current images"),

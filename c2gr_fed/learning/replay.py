@@ -1,7 +1,10 @@
 """Replay synthesis: image-mask pairs for every earlier task from the received generator (C2GR step 1).
 
 For `gr` (image-only generative replay, Shin et al. 2017) the generated masks are discarded and the received
-segmentor labels the generated images instead.
+segmentor labels the generated images instead. For `c2gr-remask` (beyond the paper) the jointly generated masks
+are discarded too, and each mask is re-sampled from its clean generated image with the generator's own
+mask-given-image branch (BJD Eq. 3), so that images and masks come from one generator but the mask is drawn
+conditioned on the finished image.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from typing import Callable
 
 import torch
 
-from ..diffusion import decode_masks, sample_pairs
+from ..diffusion import decode_masks, sample_masks_given_images, sample_pairs
 from ..models import predict_masks
 from ..prompts import embed_pool
 from ..scenario import Scenario
@@ -82,21 +85,45 @@ def synthesise_replay(
             if progress is not None:
                 progress("replay", base + d, total)
 
-        x, code = sample_pairs(
-            state.denoiser, ctx, scenario.image_size, scenario.model.max_classes, state.schedule,
-            sampler=dc.sampler, steps=dc.sampling_steps, seed=seed + 104_729 * (t_idx + 1),
-            chunk_size=dc.chunk_size, progress=cb,
-        )
-        kb = torch.full((n_per,), desc.num_classes, dtype=torch.int64, device=x.device)
-        if state.method.replay == "images":
-            y = _label_with_segmentor(state, x, tokens.seg[t_idx], kb)
-        else:
-            y = decode_masks(code, kb)
+        x, y = generate_task_pairs(state, scenario, ctx, tokens.seg[t_idx], desc.num_classes,
+                                   seed=seed + 104_729 * (t_idx + 1), progress=cb)
         images.append(x.float().cpu())
         masks.append(y.cpu())
         ids.append(torch.full((n_per,), t_idx, dtype=torch.int64))
         done += n_per
     return ReplaySet(torch.cat(images), torch.cat(masks), torch.cat(ids), tuple(pool.names))
+
+
+def generate_task_pairs(
+    state: LearnerState,
+    scenario: Scenario,
+    gen_tokens: torch.Tensor,
+    seg_tokens: torch.Tensor,
+    num_classes: int,
+    seed: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """N replay pairs of one task as the method makes them: images (N, 3, S, S) in [-1, 1], masks (N, S, S) int64.
+
+    gen_tokens (N, L, D) are the generator's prompt tokens (one row per pair), seg_tokens (L, D) the segmentor's
+    for the same task. pairs: the jointly sampled mask code, decoded; remask: a mask re-sampled given the clean
+    generated image (seed + 7919); images (GR): the received segmentor's prediction on the generated image.
+    """
+    assert state.denoiser is not None and state.schedule is not None
+    dc = scenario.diffusion
+    x, code = sample_pairs(
+        state.denoiser, gen_tokens, scenario.image_size, scenario.model.max_classes, state.schedule,
+        sampler=dc.sampler, steps=dc.sampling_steps, seed=seed, chunk_size=dc.chunk_size, progress=progress,
+    )
+    kb = torch.full((x.shape[0],), num_classes, dtype=torch.int64, device=x.device)
+    if state.method.replay == "images":
+        return x, _label_with_segmentor(state, x, seg_tokens, kb)
+    if state.method.replay == "remask":
+        code = sample_masks_given_images(
+            state.denoiser, x, gen_tokens, scenario.model.max_classes, state.schedule, sampler=dc.sampler,
+            steps=dc.sampling_steps, seed=seed + 7_919, chunk_size=dc.chunk_size,
+        )
+    return x, decode_masks(code, kb)
 
 
 def _label_with_segmentor(state: LearnerState, x: torch.Tensor, seg_tokens: torch.Tensor, kb: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,7 @@ METHODS = (
     "c2gr",
     "c2gr-njd",
     "c2gr-norups",
+    "c2gr-remask",
     "finetune",
     "joint",
     "individual",
