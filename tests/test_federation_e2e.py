@@ -75,6 +75,39 @@ def test_smoke_stream_through_flower_and_ray(root: Path, tmp_path: Path) -> None
     # checkpoints exist for every round
     ck = json.loads((run.checkpoints / "latest.json").read_text())
     assert ck["completed_rounds"] == 3
+    _bench_tabulates_gathered_runs(run.root, tmp_path)
+
+
+def _bench_tabulates_gathered_runs(run_root: Path, tmp: Path) -> None:
+    """`c2gr-fed bench --tabulate-only` tables the complete runs it finds (seeds averaged), names the missing
+    ones and runs nothing."""
+    import argparse
+    import io
+    import shutil
+
+    from rich.console import Console
+
+    from c2gr_fed.cli.bench_cmd import bench_command
+
+    runs = tmp / "gathered" / "bench-smoke-runs"
+    for seed in (0, 1):
+        shutil.copytree(run_root, runs / f"c2gr-seed{seed}")
+    shutil.copytree(run_root, runs / "finetune-seed0")
+    summary = runs / "finetune-seed0" / "summary.json"
+    s = json.loads(summary.read_text())
+    summary.write_text(json.dumps({**s, "completed_rounds": 2}))  # an unfinished run must not enter the table
+    buf = io.StringIO()
+    args = argparse.Namespace(scenario=run_root / "scenario.yaml", overrides=[], methods="c2gr,finetune", seeds="0,1",
+                              jobs=1, out=tmp / "gathered" / "bench-smoke", tabulate_only=True, data_root=None)
+    assert bench_command(args, Console(file=buf, width=200)) == 0
+    printed = buf.getvalue()
+    assert "finetune seed 0: no complete run" in printed and "finetune seed 1: no complete run" in printed
+    table = (tmp / "gathered" / "bench-smoke.md").read_text().splitlines()
+    rows = [r for r in table if r.startswith("| c2gr ")]
+    assert len(rows) == 1 and rows[0].rstrip(" |").endswith("2")  # two seeds averaged
+    assert "± 0.00" in rows[0]  # the same run twice: zero spread
+    assert not any(r.startswith("| finetune") for r in table)
+    assert not (runs / "finetune-seed1").exists()  # nothing was run
 
 
 def _leak_extra_array(msg, ctx, call_next):

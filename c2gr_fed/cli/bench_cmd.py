@@ -2,6 +2,8 @@
 
 Each run is a full `c2gr-fed run` in its own process (its own Ray), so a failure stays in its run directory.
 `--jobs N` runs N at once (Ray places each run's departments; on a 2-core machine keep N = 1).
+`--tabulate-only` runs nothing: it tabulates the complete runs already in the runs folder (for instance runs of
+several bench commands gathered into one folder) and names every (method, seed) it did not find complete.
 """
 
 from __future__ import annotations
@@ -60,8 +62,16 @@ def bench_command(args: argparse.Namespace, console: Console) -> int:
         return m, s, run_dir, rc, f"{time.perf_counter() - t0:.0f} s"
 
     failed = []
+    if getattr(args, "tabulate_only", False):
+        for m, s, run_dir, _ in jobs:
+            if not ((run_dir / "summary.json").exists() and _complete(run_dir)):
+                console.print(f"  {m} seed {s}: [yellow]no complete run at {run_dir}; left out of the table[/]")
+                failed.append((m, s))
+        jobs_to_run = []
+    else:
+        jobs_to_run = jobs
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        for m, s, run_dir, rc, note in pool.map(run_one, jobs):
+        for m, s, run_dir, rc, note in pool.map(run_one, jobs_to_run):
             status = "[green]ok[/]" if rc == 0 else f"[red]failed (exit {rc}); see {run_dir.parent / f'{m}-seed{s}.log'}[/]"
             console.print(f"  {m} seed {s}: {status} {note}")
             if rc != 0:
@@ -71,14 +81,15 @@ def bench_command(args: argparse.Namespace, console: Console) -> int:
     by_method = {m: [r for mm, s, r, _ in jobs if mm == m and (mm, s) not in failed] for m in methods}
     by_method = {m: v for m, v in by_method.items() if v}
     if not by_method:
-        raise C2GRError("every run failed; see the logs beside the run directories")
+        raise C2GRError(f"no complete run to tabulate in {runs_root}" if getattr(args, "tabulate_only", False)
+                        else "every run failed; see the logs beside the run directories")
     params = {m: learnable_params(args.scenario, args.overrides, m) for m in by_method}
     bench_table(by_method, params, out)
     cmdline = "c2gr-fed " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     out.with_name(out.name + ".command.txt").write_text(cmdline + "\n")
     console.print(out.with_suffix(".md").read_text())
     console.print(f"wrote {out}.md/.csv/.json/.png")
-    return 1 if failed else 0
+    return 1 if failed and not getattr(args, "tabulate_only", False) else 0
 
 
 def _complete(run_dir: Path) -> bool:

@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
     p.add_argument("--jobs", type=int, default=1, help="runs at once (each starts its own Ray)")
     p.add_argument("--out", type=Path, default=None, help="output stem (default benchmarks/results/bench-<scenario>)")
+    p.add_argument("--tabulate-only", action="store_true",
+                   help="run nothing; tabulate the complete runs already in <out>-runs (missing ones are named)")
 
     p = sub.add_parser("adapt", help="fine-tune runs' final segmentors on unseen downstream tasks (paper Table 2)")
     p.add_argument("runs", nargs="+", type=Path, help="run directories (same model settings)")
