@@ -8,7 +8,8 @@ is the same on CPU and CUDA up to the network's arithmetic.
 
 from __future__ import annotations
 
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -43,6 +44,45 @@ def sample_generator(seed: int, index: int) -> torch.Generator:
     return torch.Generator(device="cpu").manual_seed(state)
 
 
+def _check(sampler: str, chunk_size: int) -> None:
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+
+
+@contextmanager
+def _sampling_mode(denoiser: nn.Module) -> Iterator[None]:
+    """eval mode and no_grad for the duration; the previous train/eval mode is restored afterwards."""
+    was_training = denoiser.training
+    denoiser.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        denoiser.train(was_training)
+
+
+def _reverse(
+    predict: Callable[[Tensor, Tensor], Tensor],
+    z: Tensor,
+    gens: list[torch.Generator],
+    schedule: NoiseSchedule,
+    sampler: str,
+    steps: int,
+) -> Tensor:
+    """Run the reverse process from z (b, C, S, S): predict(z_t, t (b,) long) returns the noise estimate of z."""
+    sched = make_scheduler(schedule, sampler, steps)
+    for t in sched.timesteps:
+        tt = torch.full((z.shape[0],), int(t), dtype=torch.long, device=z.device)
+        z = sched.step(predict(z, tt).to(z.dtype), t, z, generator=gens).prev_sample
+    return z
+
+
+def _initial_noise(gens: list[torch.Generator], channels: int, size: int, device: torch.device) -> Tensor:
+    return torch.cat([torch.randn((1, channels, size, size), generator=g) for g in gens]).to(device)
+
+
 def sample_pairs(
     denoiser: nn.Module,
     context: Tensor,
@@ -60,36 +100,27 @@ def sample_pairs(
     Returns images (N, 3, S, S) in [-1, 1] and the raw mask code (N, K_max, S, S) (decode with decode_masks),
     both float32 on context's device. Runs under no_grad in eval mode and restores the previous mode.
     """
-    if sampler not in SAMPLERS:
-        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    _check(sampler, chunk_size)
     n = context.shape[0]
     device = context.device
-    c = 3 + max_classes
     images = torch.empty((n, 3, image_size, image_size), device=device)
     codes = torch.empty((n, max_classes, image_size, image_size), device=device)
-    was_training = denoiser.training
-    denoiser.eval()
-    try:
-        with torch.no_grad():
-            for start in range(0, n, chunk_size):
-                stop = min(n, start + chunk_size)
-                gens = [sample_generator(seed, i) for i in range(start, stop)]
-                z = torch.cat([torch.randn((1, c, image_size, image_size), generator=g) for g in gens]).to(device)
-                sched = make_scheduler(schedule, sampler, steps)
-                ctx = context[start:stop]
-                for t in sched.timesteps:
-                    tt = torch.full((stop - start,), int(t), dtype=torch.long, device=device)
-                    eps_x, eps_y = denoiser(z[:, :3], z[:, 3:], tt, tt, ctx)
-                    eps = torch.cat([eps_x, eps_y], dim=1).to(z.dtype)  # (b, 3 + K_max, S, S)
-                    z = sched.step(eps, t, z, generator=gens).prev_sample
-                images[start:stop] = z[:, :3].clamp(-1.0, 1.0)
-                codes[start:stop] = z[:, 3:]
-                if progress is not None:
-                    progress(stop, n)
-    finally:
-        denoiser.train(was_training)
+    with _sampling_mode(denoiser):
+        for start in range(0, n, chunk_size):
+            stop = min(n, start + chunk_size)
+            gens = [sample_generator(seed, i) for i in range(start, stop)]
+            ctx = context[start:stop]
+
+            def predict(z: Tensor, tt: Tensor) -> Tensor:  # image and mask on one timestep (s = u)
+                eps_x, eps_y = denoiser(z[:, :3], z[:, 3:], tt, tt, ctx)
+                return torch.cat([eps_x, eps_y], dim=1)  # (b, 3 + K_max, S, S)
+
+            z = _reverse(predict, _initial_noise(gens, 3 + max_classes, image_size, device), gens, schedule,
+                         sampler, steps)
+            images[start:stop] = z[:, :3].clamp(-1.0, 1.0)
+            codes[start:stop] = z[:, 3:]
+            if progress is not None:
+                progress(stop, n)
     return images, codes
 
 
@@ -111,30 +142,20 @@ def sample_masks_given_images(
     A generator trained with NJD never saw a clean image beside a noisy mask, so this is meaningful for BJD
     only. Same per-sample seeding as `sample_pairs` (pair n of `seed` has its own generator).
     """
-    if sampler not in SAMPLERS:
-        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    _check(sampler, chunk_size)
     n, _, s, _ = images.shape
     device = context.device
     codes = torch.empty((n, max_classes, s, s), device=device)
-    was_training = denoiser.training
-    denoiser.eval()
-    try:
-        with torch.no_grad():
-            for start in range(0, n, chunk_size):
-                stop = min(n, start + chunk_size)
-                gens = [sample_generator(seed, i) for i in range(start, stop)]
-                y = torch.cat([torch.randn((1, max_classes, s, s), generator=g) for g in gens]).to(device)
-                x = images[start:stop].to(device)
-                zero = torch.zeros((stop - start,), dtype=torch.long, device=device)
-                sched = make_scheduler(schedule, sampler, steps)
-                ctx = context[start:stop]
-                for t in sched.timesteps:
-                    tt = torch.full((stop - start,), int(t), dtype=torch.long, device=device)
-                    _, eps_y = denoiser(x, y, zero, tt, ctx)
-                    y = sched.step(eps_y.to(y.dtype), t, y, generator=gens).prev_sample
-                codes[start:stop] = y
-    finally:
-        denoiser.train(was_training)
+    with _sampling_mode(denoiser):
+        for start in range(0, n, chunk_size):
+            stop = min(n, start + chunk_size)
+            gens = [sample_generator(seed, i) for i in range(start, stop)]
+            x, ctx = images[start:stop].to(device), context[start:stop]
+            clean = torch.zeros((stop - start,), dtype=torch.long, device=device)
+
+            def predict(y: Tensor, tt: Tensor) -> Tensor:
+                return denoiser(x, y, clean, tt, ctx)[1]
+
+            codes[start:stop] = _reverse(predict, _initial_noise(gens, max_classes, s, device), gens, schedule,
+                                         sampler, steps)
     return codes
