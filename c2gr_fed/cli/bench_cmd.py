@@ -53,7 +53,7 @@ def bench_command(args: argparse.Namespace, console: Console) -> int:
 
     def run_one(job):
         m, s, run_dir, cmd = job
-        if (run_dir / "summary.json").exists() and _complete(run_dir):
+        if _complete(run_dir):
             return m, s, run_dir, 0, "already complete"
         t0 = time.perf_counter()
         run_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -62,14 +62,13 @@ def bench_command(args: argparse.Namespace, console: Console) -> int:
         return m, s, run_dir, rc, f"{time.perf_counter() - t0:.0f} s"
 
     failed = []
-    if getattr(args, "tabulate_only", False):
+    tabulate_only = bool(getattr(args, "tabulate_only", False))
+    if tabulate_only:
         for m, s, run_dir, _ in jobs:
-            if not ((run_dir / "summary.json").exists() and _complete(run_dir)):
+            if not _complete(run_dir):
                 console.print(f"  {m} seed {s}: [yellow]no complete run at {run_dir}; left out of the table[/]")
                 failed.append((m, s))
-        jobs_to_run = []
-    else:
-        jobs_to_run = jobs
+    jobs_to_run = [] if tabulate_only else jobs
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         for m, s, run_dir, rc, note in pool.map(run_one, jobs_to_run):
             status = "[green]ok[/]" if rc == 0 else f"[red]failed (exit {rc}); see {run_dir.parent / f'{m}-seed{s}.log'}[/]"
@@ -81,7 +80,7 @@ def bench_command(args: argparse.Namespace, console: Console) -> int:
     by_method = {m: [r for mm, s, r, _ in jobs if mm == m and (mm, s) not in failed] for m in methods}
     by_method = {m: v for m, v in by_method.items() if v}
     if not by_method:
-        raise C2GRError(f"no complete run to tabulate in {runs_root}" if getattr(args, "tabulate_only", False)
+        raise C2GRError(f"no complete run to tabulate in {runs_root}" if tabulate_only
                         else "every run failed; see the logs beside the run directories")
     params = {m: learnable_params(args.scenario, args.overrides, m) for m in by_method}
     bench_table(by_method, params, out)
@@ -89,7 +88,7 @@ def bench_command(args: argparse.Namespace, console: Console) -> int:
     out.with_name(out.name + ".command.txt").write_text(cmdline + "\n")
     console.print(out.with_suffix(".md").read_text())
     console.print(f"wrote {out}.md/.csv/.json/.png")
-    return 1 if failed and not getattr(args, "tabulate_only", False) else 0
+    return 1 if failed and not tabulate_only else 0
 
 
 def _complete(run_dir: Path) -> bool:
