@@ -281,7 +281,8 @@ class _OracleDenoiser(nn.Module):
         w = torch.softmax(-d / (2 * (1 - a)), dim=1)
         z0 = torch.einsum("bp,pchw->bchw", w, self.points)
         eps = (z - a.sqrt()[:, :, None, None] * z0) / (1 - a).sqrt()[:, :, None, None]
-        return eps[:, :3], eps[:, 3:]
+        out = self.schedule.target(z0, eps, t_img)  # eps, v or x0, whatever the schedule trains
+        return out[:, :3], out[:, 3:]
 
 
 @pytest.mark.parametrize("timesteps", [100, 1000])
@@ -296,6 +297,38 @@ def test_every_sampler_recovers_the_data_with_the_exact_denoiser(timesteps: int,
     nearest = ((z[:, None] - points[None]) ** 2).mean(dim=(2, 3, 4)).sqrt().min(dim=1)  # (12,)
     assert nearest.values.max() < 1e-2, f"{sampler}-{steps} at T={timesteps} lands {nearest.values.max():.3f} off"
     assert len(set(nearest.indices.tolist())) >= 2  # it samples the data set, not one point
+
+
+@pytest.mark.parametrize("prediction_type", ["v_prediction", "sample"])
+@pytest.mark.parametrize("sampler,steps", [("ddpm", 25), ("ddim", 10), ("dpmsolver++", 10)])
+def test_samplers_read_v_and_x0_predictions(prediction_type: str, sampler: str, steps: int) -> None:
+    g = torch.Generator().manual_seed(0)
+    points = torch.rand(4, 3 + 2, 8, 8, generator=g) * 1.8 - 0.9
+    sched = NoiseSchedule(DiffusionConfig(timesteps=1000, prediction_type=prediction_type))
+    img, code = sample_pairs(_OracleDenoiser(points, sched), torch.zeros(12, 1, 4), 8, 2, sched, sampler=sampler,
+                             steps=steps, seed=3)
+    nearest = ((torch.cat([img, code], 1)[:, None] - points[None]) ** 2).mean(dim=(2, 3, 4)).sqrt().min(dim=1)
+    assert nearest.values.max() < 1e-2, f"{prediction_type} {sampler}-{steps} lands {nearest.values.max():.3f} off"
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction", "sample"])
+def test_target_determines_x0_and_noise(prediction_type: str) -> None:
+    """From x_t and the target, x0 and the noise are recoverable: the target carries exactly the missing part."""
+    sched = NoiseSchedule(DiffusionConfig(prediction_type=prediction_type))
+    g = torch.Generator().manual_seed(0)
+    x0, e = torch.rand(5, 3, 4, 4, generator=g) * 2 - 1, torch.randn(5, 3, 4, 4, generator=g)
+    t = torch.tensor([1, 100, 500, 900, 999])
+    a = sched.alphas_cumprod[t].view(-1, 1, 1, 1)
+    xt, target = sched.add_noise(x0, e, t), sched.target(x0, e, t)
+    if prediction_type == "epsilon":
+        x0_hat = (xt - (1 - a).sqrt() * target) / a.sqrt()
+    elif prediction_type == "sample":
+        x0_hat = target
+    else:
+        x0_hat = a.sqrt() * xt - (1 - a).sqrt() * target
+    assert torch.allclose(x0_hat, x0, atol=1e-3)
+    with pytest.raises(ValueError):
+        DiffusionConfig(prediction_type="score")
 
 
 class _MaskGivenImageOracle(nn.Module):

@@ -8,6 +8,9 @@ standard normal noises, x_t / y_t the noised parts. A clean part is fed with tim
 - mask_given_img (Eq. 3):   || e_y - eps_y(x0, y_t, 0, t) ||^2, mean over the mask channels only.
 - BJD = joint + img_given_mask + mask_given_img, each term with its own t and noise draws.
 
+The equations are written for the paper's epsilon prediction. With `prediction_type` v_prediction or sample
+(variants beyond the paper) each term scores the same output against v or x0 instead of e (schedule.target).
+
 Every term is evaluated by one per-sample function (`bjd_terms`) that takes a per-sample choice of term, so
 the full BJD runs as ONE denoiser call on a 3B batch (same arithmetic as three calls, better throughput; the
 networks here have no batch-coupled layers) and the stochastic estimator as one call on a B batch.
@@ -52,9 +55,10 @@ def bjd_terms(
     zero = torch.zeros_like(t)
     t_x = torch.where(which == MASK_GIVEN_IMG, zero, t)
     t_y = torch.where(which == IMG_GIVEN_MASK, zero, t)
-    eps_x, eps_y = denoiser(x_in, y_in, t_x, t_y, context)
-    sq_x = (eps_x.float() - e_x.float()).square().flatten(1).sum(1)  # (B,)
-    sq_y = (eps_y.float() - e_y.float()).square().flatten(1).sum(1)
+    out_x, out_y = denoiser(x_in, y_in, t_x, t_y, context)
+    target_x, target_y = schedule.target(x0, e_x, t), schedule.target(y0, e_y, t)
+    sq_x = (out_x.float() - target_x.float()).square().flatten(1).sum(1)  # (B,)
+    sq_y = (out_y.float() - target_y.float()).square().flatten(1).sum(1)
     w_x = (which != MASK_GIVEN_IMG).to(torch.float32)
     w_y = (which != IMG_GIVEN_MASK).to(torch.float32)
     n_x, n_y = float(x0[0].numel()), float(y0[0].numel())

@@ -71,7 +71,8 @@ def _reverse(
     sampler: str,
     steps: int,
 ) -> Tensor:
-    """Run the reverse process from z (b, C, S, S): predict(z_t, t (b,) long) returns the noise estimate of z."""
+    """Run the reverse process from z (b, C, S, S): predict(z_t, t (b,) long) returns the denoiser's output for
+    z_t (noise, v or x0 estimate: the scheduler interprets it per the schedule's prediction_type)."""
     sched = make_scheduler(schedule, sampler, steps)
     for t in sched.timesteps:
         tt = torch.full((z.shape[0],), int(t), dtype=torch.long, device=z.device)
@@ -112,8 +113,8 @@ def sample_pairs(
             ctx = context[start:stop]
 
             def predict(z: Tensor, tt: Tensor) -> Tensor:  # image and mask on one timestep (s = u)
-                eps_x, eps_y = denoiser(z[:, :3], z[:, 3:], tt, tt, ctx)
-                return torch.cat([eps_x, eps_y], dim=1)  # (b, 3 + K_max, S, S)
+                out_x, out_y = denoiser(z[:, :3], z[:, 3:], tt, tt, ctx)
+                return torch.cat([out_x, out_y], dim=1)  # (b, 3 + K_max, S, S)
 
             z = _reverse(predict, _initial_noise(gens, 3 + max_classes, image_size, device), gens, schedule,
                          sampler, steps)

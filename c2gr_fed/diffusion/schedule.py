@@ -22,9 +22,11 @@ class NoiseSchedule(nn.Module):
     betas: Tensor
     alphas_cumprod: Tensor
 
-    def __init__(self, cfg: DiffusionConfig | None = None, *, timesteps: int | None = None, beta_schedule: str | None = None) -> None:
+    def __init__(self, cfg: DiffusionConfig | None = None, *, timesteps: int | None = None, beta_schedule: str | None = None,
+                 prediction_type: str | None = None) -> None:
         super().__init__()
         cfg = cfg or DiffusionConfig()
+        self.prediction_type = str(prediction_type if prediction_type is not None else cfg.prediction_type)
         self.timesteps = int(timesteps if timesteps is not None else cfg.timesteps)
         self.beta_schedule = str(beta_schedule if beta_schedule is not None else cfg.beta_schedule)
         ref = DDPMScheduler(**self.to_diffusers_config())
@@ -46,7 +48,7 @@ class NoiseSchedule(nn.Module):
             "beta_schedule": self.beta_schedule,
             "beta_start": BETA_START * scale,
             "beta_end": min(BETA_END * scale, 0.999),
-            "prediction_type": "epsilon",
+            "prediction_type": self.prediction_type,
         }
 
     def add_noise(self, x0: Tensor, noise: Tensor, t: Tensor) -> Tensor:
@@ -54,3 +56,14 @@ class NoiseSchedule(nn.Module):
         a = self.alphas_cumprod.to(x0.device)[t.to(x0.device)].to(x0.dtype)  # (B,)
         a = a.view(-1, *([1] * (x0.dim() - 1)))
         return a.sqrt() * x0 + (1.0 - a).sqrt() * noise.to(x0.dtype)
+
+    def target(self, x0: Tensor, noise: Tensor, t: Tensor) -> Tensor:
+        """What the denoiser is trained to output for x_t = add_noise(x0, noise, t), per `prediction_type`:
+        epsilon -> noise; sample -> x0; v_prediction -> sqrt(a_t) noise - sqrt(1 - a_t) x0. Same layout as x0."""
+        if self.prediction_type == "epsilon":
+            return noise.to(x0.dtype)
+        if self.prediction_type == "sample":
+            return x0
+        a = self.alphas_cumprod.to(x0.device)[t.to(x0.device)].to(x0.dtype)
+        a = a.view(-1, *([1] * (x0.dim() - 1)))
+        return a.sqrt() * noise.to(x0.dtype) - (1.0 - a).sqrt() * x0

@@ -3,7 +3,8 @@
 Input: concat of noisy image x (B, 3, H, W) and noisy mask code y (B, K_max, H, W) -> (B, 3 + K_max, H, W).
 Two timestep embeddings (one per part, each sinusoidal + MLP) are summed into one conditioning vector that every
 ResBlock receives; a clean part is fed with timestep 0. The prompt tokens enter by cross-attention.
-Output: (eps_x (B, 3, H, W), eps_y (B, K_max, H, W)). The output convolution is zero-initialised, so at
+Output: (out_x (B, 3, H, W), out_y (B, K_max, H, W)): the noise estimates (or v / x0 estimates when
+diffusion.prediction_type says so). The output convolution is zero-initialised, so at
 initialisation the prediction is 0 and no gradient flows upstream (the context gets gradients after one step).
 """
 

@@ -45,6 +45,7 @@ PHANTOM_GENERATORS = (
 
 SAMPLERS = ("ddpm", "ddim", "dpmsolver++")
 OBJECTIVES = ("bjd", "njd")
+PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 TEXT_ENCODERS = ("minilm", "clip")
 
 
@@ -268,6 +269,11 @@ class DiffusionConfig(StrictModel):
         "full", description="full: all three terms per sample; stochastic: one term drawn per sample (unbiased)"
     )
     ema: float | None = Field(None, gt=0, lt=1, description="EMA decay of the denoiser weights used for sampling")
+    prediction_type: Literal[PREDICTION_TYPES] = Field(  # type: ignore[valid-type]
+        "epsilon",
+        description="what the denoiser predicts: epsilon (the paper's), v_prediction (Salimans & Ho 2022) or sample "
+        "(x0); the same loss terms, each scored against that target",
+    )
 
 
 class FederationConfig(StrictModel):
