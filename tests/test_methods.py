@@ -106,3 +106,14 @@ def test_schema_and_round_know_the_same_methods() -> None:
     from c2gr_fed.scenario import METHODS
 
     assert set(METHODS) == set(METHOD_SPECS)
+
+
+def test_c2gr_v_trains_and_samples_with_v_prediction(root: Path) -> None:
+    from c2gr_fed.learning.state import build_state
+
+    sc = load_scenario(root / "scenarios" / "smoke.yaml", FAST)
+    assert build_state(sc, "c2gr").schedule.prediction_type == "epsilon"  # the paper's, by default
+    assert build_state(sc, "c2gr-v").schedule.prediction_type == "v_prediction"
+    sc_x0 = load_scenario(root / "scenarios" / "smoke.yaml", FAST + ["diffusion.prediction_type=sample"])
+    assert build_state(sc_x0, "c2gr").schedule.prediction_type == "sample"
+    assert build_state(sc_x0, "c2gr-v").schedule.prediction_type == "v_prediction"  # the method overrides

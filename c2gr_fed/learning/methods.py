@@ -24,6 +24,9 @@ class MethodSpec:
     regulariser: Literal["none", "ewc", "lwf"] = "none"
     breaks_locality: bool = False
     summary: str = ""
+    prediction_type: Literal["epsilon", "v_prediction", "sample"] | None = None
+    """what the generator predicts; None: the scenario's diffusion.prediction_type (epsilon, the paper's, by
+    default). A method that sets it overrides the scenario."""
 
     def __post_init__(self) -> None:
         if self.replay == "remask" and self.objective != "bjd":
@@ -41,6 +44,8 @@ METHOD_SPECS: dict[str, MethodSpec] = {
     "c2gr-norups": MethodSpec("c2gr-norups", "plain", "pairs", "bjd", summary="C2GR w/o RUPS: plain text prompts, separate projections"),
     "c2gr-remask": MethodSpec("c2gr-remask", "rups", "remask", "bjd",
                               summary="C2GR + masks re-sampled given the generated image (BJD Eq. 3 branch; beyond the paper)"),
+    "c2gr-v": MethodSpec("c2gr-v", "rups", "pairs", "bjd", prediction_type="v_prediction",
+                         summary="C2GR whose generator predicts v instead of the noise (beyond the paper)"),
     "finetune": MethodSpec("finetune", "rups", "none", None, summary="FineTune: current task only"),
     "ewc": MethodSpec("ewc", "rups", "none", None, regulariser="ewc", summary="EWC on the segmentor"),
     "lwf": MethodSpec("lwf", "rups", "none", None, regulariser="lwf", summary="LwF: distil the previous segmentor on current images"),

@@ -81,7 +81,7 @@ def build_state(scenario: Scenario, method: str | None = None) -> LearnerState:
     denoiser = schedule = None
     if spec.trains_generator:
         denoiser = JointDenoiser(scenario.model.denoiser, scenario.model.max_classes, pc.token_dim)
-        schedule = NoiseSchedule(scenario.diffusion)
+        schedule = NoiseSchedule(scenario.diffusion, prediction_type=spec.prediction_type)
     return LearnerState(spec, segmentor, prompts, PromptPool(), denoiser, schedule)
 
 

@@ -16,6 +16,7 @@ METHODS = (
     "c2gr-njd",
     "c2gr-norups",
     "c2gr-remask",
+    "c2gr-v",
     "finetune",
     "joint",
     "individual",
