@@ -68,6 +68,23 @@ def scores(gen: torch.Tensor, real: torch.Tensor) -> dict[str, float]:
     }
 
 
+def write_tables(rows: list[dict], md: Path, title: str) -> None:
+    """The markdown table and CSV so far (rewritten after every variant, so a stopped run keeps its rows)."""
+    md.parent.mkdir(parents=True, exist_ok=True)
+    with open(md.with_suffix(".csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    lines = [title, "",
+             "Command: `python benchmarks/" + Path(__file__).name + " " + " ".join(sys.argv[1:]) + "`", "",
+             "| variant | options | steps | loss | tv_ratio (~1) | colour_err (~0) | std_ratio (~1) | train s |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['variant']} | {r['options']} | {r['steps']} | {r['loss']:.3f} | {r['tv_ratio']:.2f} | "
+                     f"{r['colour_err']:.3f} | {r['std_ratio']:.2f} | {r['train_s']:.0f} |")
+    md.write_text("\n".join(lines) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scenario", default=str(ROOT / "scenarios" / "bench-5tasks.yaml"))
@@ -131,19 +148,7 @@ def main() -> None:
                          torch.tensor([0] * n + [1] * n), (f"generated ({name})", "real"))
         png = a.md.with_name(f"{a.md.stem}-{name}.png")
         replay_grid(grid, base, png, f"{task.name}, denoiser only, {checkpoints[-1]} steps, {name} ({sampler}-{s_steps})")
-    a.md.parent.mkdir(parents=True, exist_ok=True)
-    with open(a.md.with_suffix(".csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    lines = [f"# Generator diagnosis: {task.name}, denoiser only ({base.name} models, {sampler}-{s_steps})", "",
-             "Command: `python benchmarks/" + Path(__file__).name + " " + " ".join(sys.argv[1:]) + "`", "",
-             "| variant | options | steps | loss | tv_ratio (~1) | colour_err (~0) | std_ratio (~1) | train s |",
-             "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['variant']} | {r['options']} | {r['steps']} | {r['loss']:.3f} | {r['tv_ratio']:.2f} | "
-                     f"{r['colour_err']:.3f} | {r['std_ratio']:.2f} | {r['train_s']:.0f} |")
-    a.md.write_text("\n".join(lines) + "\n")
+        write_tables(rows, a.md, f"# Generator diagnosis: {task.name}, denoiser only ({base.name} models, {sampler}-{s_steps})")
     print(f"-> {a.md}")
 
 

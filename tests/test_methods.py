@@ -117,3 +117,32 @@ def test_c2gr_v_trains_and_samples_with_v_prediction(root: Path) -> None:
     sc_x0 = load_scenario(root / "scenarios" / "smoke.yaml", FAST + ["diffusion.prediction_type=sample"])
     assert build_state(sc_x0, "c2gr").schedule.prediction_type == "sample"
     assert build_state(sc_x0, "c2gr-v").schedule.prediction_type == "v_prediction"  # the method overrides
+
+
+def test_generator_extra_steps_train_the_denoiser_alone(root: Path) -> None:
+    """training.generator_extra_steps adds denoiser-only steps after the joint ones: the segmentor and the prompt
+    graph end exactly as without them, the denoiser does not, and the metrics count the extra steps."""
+    import numpy as np
+
+    from c2gr_fed.data.loading import load_task
+    from c2gr_fed.learning.round import run_round
+    from c2gr_fed.learning.state import build_state
+    from c2gr_fed.privacy.schema import ROUND_METRIC_KEYS
+
+    out = []
+    for extra in (0, 3):
+        sc = load_scenario(root / "scenarios" / "smoke.yaml", ["training.max_steps=2", f"training.generator_extra_steps={extra}"])
+        state, task = build_state(sc), sc.stream()[0]
+        res = run_round(state, task, load_task(sc, task, "train"), sc, 0)
+        assert res.metrics["steps"] == 2 + extra and res.metrics["generator_extra_steps"] == extra
+        assert set(res.metrics) <= set(ROUND_METRIC_KEYS)  # declared: the round's metrics may travel
+        out.append(state.arrays())
+    for rec in ("segmentor", "prompts"):
+        for k, v in out[0][rec].items():
+            assert np.array_equal(v, out[1][rec][k]), f"{rec}.{k} changed"
+    assert any(not np.array_equal(v, out[1]["denoiser"][k]) for k, v in out[0]["denoiser"].items())
+    # methods without a generator ignore the setting
+    sc = load_scenario(root / "scenarios" / "smoke.yaml", ["training.max_steps=2", "training.generator_extra_steps=3",
+                                                            "method=finetune"])
+    state, task = build_state(sc), sc.stream()[0]
+    assert run_round(state, task, load_task(sc, task, "train"), sc, 0).metrics["steps"] == 2

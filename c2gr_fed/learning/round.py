@@ -171,14 +171,9 @@ def run_round(
             loss = seg["loss"]
             parts = {"seg": float(seg["loss"].detach())}
             if state.denoiser is not None and spec.trains_generator:
-                gen_ctx = tokens.gen[tid]
-                code = encode_masks(y, K)  # (B, K_max, H, W) in {-1, +1}
-                diff = joint_diffusion_loss(
-                    den_net, x, code, gen_ctx, state.schedule, objective=spec.objective,
-                    estimator=scenario.diffusion.bjd_estimator, generator=None,
-                )
-                loss = loss + diff["loss"]
-                parts["diff"] = float(diff["loss"].detach())
+                diff = _diffusion_loss(state, den_net, scenario, tokens.gen[tid], x, y)
+                loss = loss + diff
+                parts["diff"] = float(diff.detach())
             if spec.regulariser == "ewc" and state.extras:
                 reg = tc.ewc_lambda * ewc_penalty(state.segmentor, state.extras)
                 loss = loss + reg
@@ -200,7 +195,36 @@ def run_round(
         history.append({"step": float(step), **parts})
         step += 1
         if progress is not None:
-            progress("train", step, total_steps)
+            progress("train", step, total_steps + (tc.generator_extra_steps if spec.trains_generator else 0))
+
+    # -- (3b) optional denoiser-only steps (training.generator_extra_steps; 0 in the paper's schedule) ---------
+    # The prompt graph is frozen here (its tokens are computed once, without gradient): it is shared with the
+    # segmentor, which these steps do not train, so segmentor and prompt graph stay as the joint steps left them.
+    extra = tc.generator_extra_steps if (state.denoiser is not None and spec.trains_generator) else 0
+    if extra:
+        with torch.no_grad(), autocast(device, tc.precision):
+            frozen_gen_tokens = state.prompts(emb).gen  # (P, L, D)
+    for idx in _batch_indices(n, n - (0 if replay is None else len(replay.images)), tc.batch_size,
+                              tc.replay_fraction if replay is not None else None, extra, gen):
+        x, y = all_images[idx], all_masks[idx]
+        if tc.augment:
+            x, y = _augment(x, y, gen)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with autocast(device, tc.precision):
+            diff = _diffusion_loss(state, den_net, scenario, frozen_gen_tokens[all_tasks[idx].to(device)], x, y)
+        _check_finite(diff.detach(), "denoiser", step, task.name)
+        opt.zero_grad(set_to_none=True)  # segmentor and prompt graph get no gradient: Adam leaves them untouched
+        diff.backward()
+        if tc.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], tc.grad_clip)
+        opt.step()
+        if ema is not None:
+            ema.update(state.denoiser)
+        sums["diff_extra"] = sums.get("diff_extra", 0.0) + float(diff.detach())
+        history.append({"step": float(step), "diff": float(diff.detach())})
+        step += 1
+        if progress is not None:
+            progress("train", step, total_steps + extra)
 
     if ema is not None:
         ema.copy_to(state.denoiser)  # the generator that travels (and samples next round) is the EMA one
@@ -213,9 +237,11 @@ def run_round(
         "train_samples": float(len(train)),
         "replay_samples": float(0 if replay is None else len(replay.images)),
         "steps": float(step),
-        "loss_seg": sums["seg"] / max(step, 1),
-        "loss_diffusion": sums["diff"] / max(step, 1),
-        "loss_reg": sums["reg"] / max(step, 1),
+        "generator_extra_steps": float(extra),
+        "loss_seg": sums["seg"] / max(step - extra, 1),
+        "loss_diffusion": sums["diff"] / max(step - extra, 1),
+        "loss_diffusion_extra": sums.get("diff_extra", 0.0) / max(extra, 1),
+        "loss_reg": sums["reg"] / max(step - extra, 1),
         "time_replay_s": t_replay,
         "time_train_s": t_total - t_replay,
         "time_total_s": t_total,
@@ -225,6 +251,14 @@ def run_round(
     state.to(torch.device("cpu"))
     preview = replay.preview(4) if replay is not None else None
     return RoundResult(metrics=metrics, replay_preview=preview, loss_history=history)
+
+
+def _diffusion_loss(state: LearnerState, den_net, scenario: Scenario, gen_ctx: torch.Tensor, x: torch.Tensor,
+                    y: torch.Tensor) -> torch.Tensor:
+    """The method's NJD/BJD loss of one batch: x (B, 3, H, W), label maps y (B, H, W), generator tokens (B, L, D)."""
+    code = encode_masks(y, scenario.model.max_classes)  # (B, K_max, H, W) in {-1, +1}
+    return joint_diffusion_loss(den_net, x, code, gen_ctx, state.schedule, objective=state.method.objective,
+                                estimator=scenario.diffusion.bjd_estimator, generator=None)["loss"]
 
 
 def _prepare_models(state: LearnerState, tc, device: torch.device):

@@ -16,8 +16,8 @@ MAX_STRING = 160
 """Longest string allowed anywhere on the wire (task descriptors)."""
 
 ROUND_METRIC_KEYS = (
-    "round", "train_samples", "replay_samples", "steps", "loss_seg", "loss_diffusion", "loss_reg",
-    "time_replay_s", "time_train_s", "time_total_s", "peak_gpu_mem_mb",
+    "round", "train_samples", "replay_samples", "steps", "generator_extra_steps", "loss_seg", "loss_diffusion",
+    "loss_diffusion_extra", "loss_reg", "time_replay_s", "time_train_s", "time_total_s", "peak_gpu_mem_mb",
 )
 MEMORISATION_METRIC_KEYS = (
     # generator memorisation (c2gr_fed.privacy.memorisation): pixel space = image, mask code and the pair

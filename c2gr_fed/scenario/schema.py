@@ -254,6 +254,11 @@ class TrainingConfig(StrictModel):
         None, gt=0, lt=1,
         description="share of each batch drawn from replay when there is replay (None: uniform over current + replay)",
     )
+    generator_extra_steps: int = Field(
+        0, ge=0, le=1_000_000,
+        description="optimiser steps per round that train the generator (denoiser + prompt graph, diffusion loss "
+        "only) after the joint steps; 0: the paper's purely joint schedule",
+    )
 
 
 class DiffusionConfig(StrictModel):
