@@ -140,8 +140,9 @@ def run_round(
     total_steps = steps_per_epoch * tc.epochs
     if tc.max_steps is not None:
         total_steps = min(total_steps, tc.max_steps)
-    batches = _batch_indices(n, n - (0 if replay is None else len(replay.images)), tc.batch_size,
-                             tc.replay_fraction if replay is not None else None, total_steps, gen)
+    n_current = n - (0 if replay is None else len(replay.images))
+    fraction = tc.replay_fraction if replay is not None else None
+    batches = _batch_indices(n, n_current, tc.batch_size, fraction, total_steps, gen)
     ema = _Ema(state.denoiser, scenario.diffusion.ema) if (state.denoiser is not None and spec.trains_generator
                                                             and scenario.diffusion.ema) else None
     seg_net, den_net = _prepare_models(state, tc, device)
@@ -155,10 +156,7 @@ def run_round(
     if state.denoiser is not None:
         state.denoiser.train()
     for idx in batches:
-        x, y = all_images[idx], all_masks[idx]
-        if tc.augment:
-            x, y = _augment(x, y, gen)
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        x, y = _batch(all_images, all_masks, idx, tc.augment, gen, device)
         if tc.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         tid = all_tasks[idx].to(device)
@@ -183,13 +181,7 @@ def run_round(
                 loss = loss + reg
                 parts["reg"] = float(reg.detach())
         _check_finite(loss.detach(), "segmentor" if "diff" not in parts else "joint (segmentor + denoiser)", step, task.name)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if tc.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], tc.grad_clip)
-        opt.step()
-        if ema is not None:
-            ema.update(state.denoiser)
+        _optimiser_step(opt, loss, groups, tc.grad_clip, ema, state.denoiser)
         for k, v in parts.items():
             sums[k] += v
         history.append({"step": float(step), **parts})
@@ -204,22 +196,13 @@ def run_round(
     if extra:
         with torch.no_grad(), autocast(device, tc.precision):
             frozen_gen_tokens = state.prompts(emb).gen  # (P, L, D)
-    for idx in _batch_indices(n, n - (0 if replay is None else len(replay.images)), tc.batch_size,
-                              tc.replay_fraction if replay is not None else None, extra, gen):
-        x, y = all_images[idx], all_masks[idx]
-        if tc.augment:
-            x, y = _augment(x, y, gen)
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+    for idx in _batch_indices(n, n_current, tc.batch_size, fraction, extra, gen):
+        x, y = _batch(all_images, all_masks, idx, tc.augment, gen, device)
         with autocast(device, tc.precision):
             diff = _diffusion_loss(state, den_net, scenario, frozen_gen_tokens[all_tasks[idx].to(device)], x, y)
         _check_finite(diff.detach(), "denoiser", step, task.name)
-        opt.zero_grad(set_to_none=True)  # segmentor and prompt graph get no gradient: Adam leaves them untouched
-        diff.backward()
-        if tc.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], tc.grad_clip)
-        opt.step()
-        if ema is not None:
-            ema.update(state.denoiser)
+        # segmentor and prompt graph get no gradient here: Adam leaves them untouched
+        _optimiser_step(opt, diff, groups, tc.grad_clip, ema, state.denoiser)
         sums["diff_extra"] = sums.get("diff_extra", 0.0) + float(diff.detach())
         history.append({"step": float(step), "diff": float(diff.detach())})
         step += 1
@@ -251,6 +234,27 @@ def run_round(
     state.to(torch.device("cpu"))
     preview = replay.preview(4) if replay is not None else None
     return RoundResult(metrics=metrics, replay_preview=preview, loss_history=history)
+
+
+def _batch(images: torch.Tensor, masks: torch.Tensor, idx: torch.Tensor, augment: bool, gen: torch.Generator,
+           device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """One training batch on `device`: images (B, 3, H, W) and label maps (B, H, W), augmented if asked."""
+    x, y = images[idx], masks[idx]
+    if augment:
+        x, y = _augment(x, y, gen)
+    return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+
+def _optimiser_step(opt: torch.optim.Optimizer, loss: torch.Tensor, groups: list[dict], grad_clip: float | None,
+                    ema: "_Ema | None", denoiser: torch.nn.Module | None) -> None:
+    """Backward, optional gradient clipping over every group, the update, and the EMA of the denoiser."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], grad_clip)
+    opt.step()
+    if ema is not None and denoiser is not None:
+        ema.update(denoiser)
 
 
 def _diffusion_loss(state: LearnerState, den_net, scenario: Scenario, gen_ctx: torch.Tensor, x: torch.Tensor,
