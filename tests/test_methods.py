@@ -146,3 +146,12 @@ def test_generator_extra_steps_train_the_denoiser_alone(root: Path) -> None:
                                                             "method=finetune"])
     state, task = build_state(sc), sc.stream()[0]
     assert run_round(state, task, load_task(sc, task, "train"), sc, 0).metrics["steps"] == 2
+
+
+def test_individual_counts_one_model_per_task(root: Path) -> None:
+    """The bench's cost column: IndividualTrain keeps a model per task, so it learns n_tasks x the parameters."""
+    from c2gr_fed.cli.bench_cmd import learnable_params
+
+    smoke = root / "scenarios" / "smoke.yaml"
+    n_tasks = len(load_scenario(smoke).stream())
+    assert learnable_params(smoke, [], "individual") == n_tasks * learnable_params(smoke, [], "finetune")

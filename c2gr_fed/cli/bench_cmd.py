@@ -28,7 +28,10 @@ def learnable_params(scenario_path: Path, overrides: list[str], method: str) -> 
 
     sc = load_scenario(scenario_path, [*overrides, f"method={method}"])
     state = build_state(sc)
-    return sum(p.numel() for m in state.modules().values() for p in m.parameters() if p.requires_grad)
+    n = sum(p.numel() for m in state.modules().values() for p in m.parameters() if p.requires_grad)
+    if state.method.name == "individual":  # IndividualTrain trains (and keeps) one model per task of the stream
+        n *= len(sc.stream())
+    return n
 
 
 def bench_command(args: argparse.Namespace, console: Console) -> int:
