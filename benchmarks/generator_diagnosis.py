@@ -34,6 +34,7 @@ from stream_cpu import subset_scenario  # noqa: E402
 from c2gr_fed.data.loading import load_task  # noqa: E402
 from c2gr_fed.diffusion import NoiseSchedule, decode_masks, encode_masks, joint_diffusion_loss, sample_pairs  # noqa: E402
 from c2gr_fed.learning.replay import ReplaySet  # noqa: E402
+from c2gr_fed.learning.round import Ema  # noqa: E402
 from c2gr_fed.learning.state import build_state  # noqa: E402
 from c2gr_fed.prompts import TaskDescriptor, embed_pool  # noqa: E402
 from c2gr_fed.reporting.figures import replay_grid  # noqa: E402
@@ -115,7 +116,7 @@ def main() -> None:
         den = state.denoiser
         schedule = NoiseSchedule(dc, prediction_type=opts.get("prediction_type", dc.prediction_type))
         opt = torch.optim.Adam(den.parameters(), lr=opts.get("lr", base.training.denoiser_lr or base.training.lr))
-        ema = copy.deepcopy(den) if "ema" in opts else None
+        ema = Ema(den, opts["ema"]) if "ema" in opts else None
         gen = torch.Generator().manual_seed(base.seed)
         torch.manual_seed(base.seed)
         t0, step = time.perf_counter(), 0
@@ -130,12 +131,13 @@ def main() -> None:
                 loss.backward()
                 opt.step()
                 if ema is not None:
-                    with torch.no_grad():
-                        for pe, p in zip(ema.parameters(), den.parameters()):
-                            pe.lerp_(p, 1.0 - opts["ema"])
+                    ema.update(den)
                 step += 1
             train_s = time.perf_counter() - t0
-            net = ema if ema is not None else den
+            net = den
+            if ema is not None:  # sample with the averaged weights, keep training the raw ones
+                net = copy.deepcopy(den)
+                ema.copy_to(net)
             imgs, codes = sample_pairs(net, ctx.expand(a.samples, -1, -1), base.image_size, K, schedule,
                                        sampler=sampler, steps=s_steps, seed=1)
             row = {"variant": name, "options": vtext.partition(":")[2], "steps": cp, "loss": float(loss.detach()),

@@ -143,7 +143,8 @@ def run_round(
     n_current = n - (0 if replay is None else len(replay.images))
     fraction = tc.replay_fraction if replay is not None else None
     batches = _batch_indices(n, n_current, tc.batch_size, fraction, total_steps, gen)
-    ema = _Ema(state.denoiser, scenario.diffusion.ema) if (state.denoiser is not None and spec.trains_generator
+    extra = tc.generator_extra_steps if (state.denoiser is not None and spec.trains_generator) else 0
+    ema = Ema(state.denoiser, scenario.diffusion.ema) if (state.denoiser is not None and spec.trains_generator
                                                             and scenario.diffusion.ema) else None
     seg_net, den_net = _prepare_models(state, tc, device)
     if device.type == "cuda":  # page-locked host memory: batch copies overlap with GPU work
@@ -187,12 +188,11 @@ def run_round(
         history.append({"step": float(step), **parts})
         step += 1
         if progress is not None:
-            progress("train", step, total_steps + (tc.generator_extra_steps if spec.trains_generator else 0))
+            progress("train", step, total_steps + extra)
 
     # -- (3b) optional denoiser-only steps (training.generator_extra_steps; 0 in the paper's schedule) ---------
     # The prompt graph is frozen here (its tokens are computed once, without gradient): it is shared with the
     # segmentor, which these steps do not train, so segmentor and prompt graph stay as the joint steps left them.
-    extra = tc.generator_extra_steps if (state.denoiser is not None and spec.trains_generator) else 0
     if extra:
         with torch.no_grad(), autocast(device, tc.precision):
             frozen_gen_tokens = state.prompts(emb).gen  # (P, L, D)
@@ -246,7 +246,7 @@ def _batch(images: torch.Tensor, masks: torch.Tensor, idx: torch.Tensor, augment
 
 
 def _optimiser_step(opt: torch.optim.Optimizer, loss: torch.Tensor, groups: list[dict], grad_clip: float | None,
-                    ema: "_Ema | None", denoiser: torch.nn.Module | None) -> None:
+                    ema: "Ema | None", denoiser: torch.nn.Module | None) -> None:
     """Backward, optional gradient clipping over every group, the update, and the EMA of the denoiser."""
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -314,7 +314,7 @@ def _batch_indices(n: int, n_current: int, batch_size: int, replay_fraction: flo
         yield torch.cat([next(cur), next(rep)])
 
 
-class _Ema:
+class Ema:
     """Exponential moving average of a module's floating-point parameters and buffers (for sampling)."""
 
     def __init__(self, module: torch.nn.Module, decay: float) -> None:
