@@ -155,3 +155,56 @@ def test_individual_counts_one_model_per_task(root: Path) -> None:
     smoke = root / "scenarios" / "smoke.yaml"
     n_tasks = len(load_scenario(smoke).stream())
     assert learnable_params(smoke, [], "individual") == n_tasks * learnable_params(smoke, [], "finetune")
+
+
+def test_most_agreeing_keeps_the_top_scores_in_order() -> None:
+    import torch
+
+    from c2gr_fed.learning.replay import most_agreeing
+
+    agree = torch.tensor([0.2, 0.9, 0.5, 0.9, 0.1])
+    assert most_agreeing(agree, 3).tolist() == [1, 2, 3]
+    assert most_agreeing(agree, 1).tolist() == [1]  # a tie keeps the earlier candidate
+    with pytest.raises(ValueError, match="6 replay pairs out of 5"):
+        most_agreeing(agree, 6)
+
+
+def test_filtering_method_keeps_the_candidates_that_agree_with_the_segmentor(root: Path) -> None:
+    """c2gr-vf samples replay_oversample x the pairs and keeps, per task, exactly those that c2gr-v would have
+    drawn with the same seed and generator and that agree best with the received segmentor."""
+    import torch
+
+    from c2gr_fed.learning.replay import most_agreeing, synthesise_replay
+    from c2gr_fed.learning.state import build_state
+    from c2gr_fed.prompts import TaskDescriptor
+    from c2gr_fed.text import build_text_encoder
+
+    base = ["diffusion.sampling_steps=2", "diffusion.chunk_size=64"]
+    sc_f = load_scenario(root / "scenarios" / "smoke.yaml", base + ["diffusion.replay_per_task=2",
+                                                                     "diffusion.replay_oversample=3"])
+    sc_all = load_scenario(root / "scenarios" / "smoke.yaml", base + ["diffusion.replay_per_task=6"])
+    enc = build_text_encoder(sc_f.text_encoder)
+    state = build_state(sc_f, "c2gr-vf")
+    for task in sc_f.stream()[:2]:
+        state.pool.add(TaskDescriptor.from_task(task))
+    cpu = torch.device("cpu")
+    kept = synthesise_replay(state, sc_f, enc, seed=3, device=cpu)
+    state.method = METHOD_SPECS["c2gr-v"]
+    every = synthesise_replay(state, sc_all, enc, seed=3, device=cpu)
+    assert kept.task_ids.tolist() == [0, 0, 1, 1] and every.task_ids.tolist() == [0] * 6 + [1] * 6
+    assert kept.candidate_agreement == pytest.approx(float(every.agreement.mean()))
+    for t in (0, 1):
+        cand = every.agreement[every.task_ids == t]
+        idx = most_agreeing(cand, 2)
+        assert torch.equal(kept.images[kept.task_ids == t], every.images[every.task_ids == t][idx])
+        assert torch.equal(kept.masks[kept.task_ids == t], every.masks[every.task_ids == t][idx])
+        assert torch.equal(kept.agreement[kept.task_ids == t], cand[idx])
+    assert float(kept.agreement.mean()) >= kept.candidate_agreement
+
+
+def test_replay_filtering_needs_pair_replay() -> None:
+    from c2gr_fed.learning.methods import MethodSpec
+
+    with pytest.raises(ValueError, match="pair replay"):
+        MethodSpec("bad", "rups", "images", "njd", filter_replay=True)
+    assert METHOD_SPECS["c2gr-vf"].filter_replay and not METHOD_SPECS["c2gr-v"].filter_replay

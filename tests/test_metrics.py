@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from c2gr_fed.metrics import DiceAccumulator, TrainTestMatrix, dice_per_class, stream_metrics
+from c2gr_fed.metrics import DiceAccumulator, TrainTestMatrix, case_dice, dice_per_class, stream_metrics
 
 
 def test_dice_hand_computed() -> None:
@@ -50,3 +50,15 @@ def test_matrix_round_trips_and_csv_layout() -> None:
     assert m2.get(0, 0) == 0.5 and math.isnan(m2.get(1, 1))
     lines = m.to_csv().splitlines()
     assert lines[0] == "after \\ on,a,b" and lines[1].startswith("a,0.500000,")
+
+
+def test_case_dice_scores_each_case_on_its_own() -> None:
+    pred = torch.zeros(3, 2, 2, dtype=torch.int64)
+    target = torch.zeros(3, 2, 2, dtype=torch.int64)
+    pred[0, 0, :] = 1  # case 0: class 1 pred 2 px, target 1 px overlapping -> 2/3; class 2 only in target -> 0
+    target[0, 0, 0] = 1
+    target[0, 1, 1] = 2
+    pred[1] = 2  # case 1: class 2 everywhere in both -> 1
+    target[1] = 2
+    got = case_dice(pred, target, 2)  # case 2: empty in both -> full agreement
+    assert torch.allclose(got, torch.tensor([(2 / 3 + 0.0) / 2, 1.0, 1.0]))

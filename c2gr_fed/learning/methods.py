@@ -27,11 +27,17 @@ class MethodSpec:
     prediction_type: Literal["epsilon", "v_prediction", "sample"] | None = None
     """what the generator predicts; None: the scenario's diffusion.prediction_type (epsilon, the paper's, by
     default). A method that sets it overrides the scenario."""
+    filter_replay: bool = False
+    """sample diffusion.replay_oversample candidates per replay pair and keep those whose mask agrees best with
+    the received segmentor's prediction on the generated image."""
 
     def __post_init__(self) -> None:
         if self.replay == "remask" and self.objective != "bjd":
             raise ValueError(f"method {self.name!r}: remask replay needs the BJD objective (NJD never trains "
                              "the mask-given-image branch)")
+        if self.filter_replay and self.replay not in ("pairs", "remask"):
+            raise ValueError(f"method {self.name!r}: replay filtering scores generated masks, so it needs pair "
+                             f"replay, not {self.replay!r}")
 
     @property
     def trains_generator(self) -> bool:
@@ -46,6 +52,9 @@ METHOD_SPECS: dict[str, MethodSpec] = {
                               summary="C2GR + masks re-sampled given the generated image (BJD Eq. 3 branch; beyond the paper)"),
     "c2gr-v": MethodSpec("c2gr-v", "rups", "pairs", "bjd", prediction_type="v_prediction",
                          summary="C2GR whose generator predicts v instead of the noise (beyond the paper)"),
+    "c2gr-vf": MethodSpec("c2gr-vf", "rups", "pairs", "bjd", prediction_type="v_prediction", filter_replay=True,
+                          summary="c2gr-v + replay pairs filtered by agreement with the received segmentor "
+                                  "(beyond the paper)"),
     "finetune": MethodSpec("finetune", "rups", "none", None, summary="FineTune: current task only"),
     "ewc": MethodSpec("ewc", "rups", "none", None, regulariser="ewc", summary="EWC on the segmentor"),
     "lwf": MethodSpec("lwf", "rups", "none", None, regulariser="lwf", summary="LwF: distil the previous segmentor on current images"),

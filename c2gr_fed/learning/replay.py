@@ -5,6 +5,11 @@ segmentor labels the generated images instead. For `c2gr-remask` (beyond the pap
 are discarded too, and each mask is re-sampled from its clean generated image with the generator's own
 mask-given-image branch (BJD Eq. 3), so that images and masks come from one generator but the mask is drawn
 conditioned on the finished image.
+
+Every pair-replay method also scores each pair's agreement with the received segmentor (the Dice between
+the generated mask and the segmentor's prediction on the generated image): a replay-quality diagnostic in the
+round metrics. A filtering method (`c2gr-vf`, beyond the paper) samples `diffusion.replay_oversample`
+candidates per pair it needs and keeps the most agreeing ones.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Callable
 import torch
 
 from ..diffusion import decode_masks, sample_masks_given_images, sample_pairs
+from ..metrics import case_dice
 from ..models import predict_masks
 from ..prompts import embed_pool
 from ..scenario import Scenario
@@ -30,10 +36,16 @@ class ReplaySet:
     masks: torch.Tensor
     task_ids: torch.Tensor
     task_names: tuple[str, ...]
+    agreement: torch.Tensor | None = None
+    """(M,) float: Dice of each kept mask with the received segmentor's prediction; None for GR."""
+    candidate_agreement: float | None = None
+    """mean agreement over every sampled candidate, before any filtering."""
 
     def preview(self, per_task: int) -> "ReplaySet":
         keep = torch.cat([torch.nonzero(self.task_ids == t).flatten()[:per_task] for t in self.task_ids.unique()])
-        return ReplaySet(self.images[keep], self.masks[keep], self.task_ids[keep], self.task_names)
+        agree = None if self.agreement is None else self.agreement[keep]
+        return ReplaySet(self.images[keep], self.masks[keep], self.task_ids[keep], self.task_names, agree,
+                         self.candidate_agreement)
 
 
 def replay_count(scenario: Scenario, task_name: str | None = None, current_train_size: int | None = None) -> int:
@@ -63,22 +75,28 @@ def synthesise_replay(
     progress: Callable[[str, int, int], None] | None = None,
     current_train_size: int | None = None,
 ) -> ReplaySet:
-    """Sample `replay_count(...)` pairs for each task already in the pool, prompted with the earlier prompts."""
+    """Sample `replay_count(...)` pairs for each task already in the pool, prompted with the earlier prompts.
+
+    A filtering method samples `diffusion.replay_oversample` times as many candidates and keeps, per task, the
+    pairs whose mask agrees best with the received segmentor.
+    """
     assert state.denoiser is not None and state.schedule is not None
     dc = scenario.diffusion
     pool = state.pool
     counts = [replay_count(scenario, desc.name, current_train_size) for desc in pool]
+    oversample = dc.replay_oversample if state.method.filter_replay else 1
+    scored = state.method.replay != "images"  # GR's masks are the segmentor's own predictions
     emb = embed_pool(pool, encoder)
     emb = emb.to(device)
     state.prompts.eval()
     with torch.no_grad():
         tokens = state.prompts(emb)
     state.prompts.train()
-    images, masks, ids = [], [], []
-    total = sum(counts)
+    images, masks, ids, agreements, candidates = [], [], [], [], []
+    total = sum(counts) * oversample
     done = 0
     for t_idx, desc in enumerate(pool):
-        n_per = counts[t_idx]
+        n_per = counts[t_idx] * oversample
         ctx = tokens.gen[t_idx].expand(n_per, -1, -1).contiguous()  # (n, L, D)
 
         def cb(d: int, tot: int, base: int = done) -> None:
@@ -87,11 +105,29 @@ def synthesise_replay(
 
         x, y = generate_task_pairs(state, scenario, ctx, tokens.seg[t_idx], desc.num_classes,
                                    seed=seed + 104_729 * (t_idx + 1), progress=cb)
+        done += n_per
+        if scored:
+            kb = torch.full((x.shape[0],), desc.num_classes, dtype=torch.int64, device=x.device)
+            agree = case_dice(_label_with_segmentor(state, x, tokens.seg[t_idx], kb), y, desc.num_classes).cpu()
+            candidates.append(agree)
+            if oversample > 1:
+                keep = most_agreeing(agree, counts[t_idx])
+                x, y, agree = x[keep], y[keep], agree[keep]
+            agreements.append(agree)
         images.append(x.float().cpu())
         masks.append(y.cpu())
-        ids.append(torch.full((n_per,), t_idx, dtype=torch.int64))
-        done += n_per
-    return ReplaySet(torch.cat(images), torch.cat(masks), torch.cat(ids), tuple(pool.names))
+        ids.append(torch.full((x.shape[0],), t_idx, dtype=torch.int64))
+    return ReplaySet(torch.cat(images), torch.cat(masks), torch.cat(ids), tuple(pool.names),
+                     torch.cat(agreements) if scored else None,
+                     float(torch.cat(candidates).mean()) if scored else None)
+
+
+def most_agreeing(agreement: torch.Tensor, n_keep: int) -> torch.Tensor:
+    """Indices (n_keep,) of the highest agreement scores (N,), in their original order; ties keep the earlier."""
+    if n_keep > agreement.shape[0]:
+        raise ValueError(f"cannot keep {n_keep} replay pairs out of {agreement.shape[0]} candidates")
+    order = torch.sort(agreement, descending=True, stable=True).indices[:n_keep]
+    return order.sort().values
 
 
 def generate_task_pairs(

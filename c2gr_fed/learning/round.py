@@ -229,6 +229,9 @@ def run_round(
         "time_train_s": t_total - t_replay,
         "time_total_s": t_total,
     }
+    if replay is not None and replay.agreement is not None:
+        metrics["replay_agreement"] = float(replay.agreement.mean())
+        metrics["replay_agreement_candidates"] = float(replay.candidate_agreement)
     if device.type == "cuda":
         metrics["peak_gpu_mem_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
     state.to(torch.device("cpu"))

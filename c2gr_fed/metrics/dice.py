@@ -61,3 +61,22 @@ def mean_dice(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> flo
     acc = DiceAccumulator(num_classes)
     acc.update(pred, target)
     return acc.mean()
+
+
+def case_dice(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Dice of every case on its own: (B,) float, the mean over the classes 1..K present in pred or target.
+
+    pred, target: (B, H, W) int64 labels. A case where no class is present in either counts as full
+    agreement (1.0): both say "nothing here".
+    """
+    if pred.shape != target.shape:
+        raise ValueError(f"prediction {tuple(pred.shape)} and reference {tuple(target.shape)} differ in shape")
+    total = torch.zeros(pred.shape[0], dtype=torch.float64, device=pred.device)
+    present = torch.zeros_like(total)
+    for k in range(1, num_classes + 1):
+        p, t = (pred == k).flatten(1), (target == k).flatten(1)
+        size = (p.sum(1) + t.sum(1)).double()
+        has = size > 0
+        total += torch.where(has, 2.0 * (p & t).sum(1).double() / size.clamp(min=1), 0.0)
+        present += has.double()
+    return torch.where(present > 0, total / present.clamp(min=1), torch.ones_like(total)).float()

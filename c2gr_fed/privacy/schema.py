@@ -18,6 +18,8 @@ MAX_STRING = 160
 ROUND_METRIC_KEYS = (
     "round", "train_samples", "replay_samples", "steps", "generator_extra_steps", "loss_seg", "loss_diffusion",
     "loss_diffusion_extra", "loss_reg", "time_replay_s", "time_train_s", "time_total_s", "peak_gpu_mem_mb",
+    # mean Dice of the replay masks with the received segmentor's predictions (kept pairs; every candidate)
+    "replay_agreement", "replay_agreement_candidates",
 )
 MEMORISATION_METRIC_KEYS = (
     # generator memorisation (c2gr_fed.privacy.memorisation): pixel space = image, mask code and the pair

@@ -17,6 +17,7 @@ METHODS = (
     "c2gr-norups",
     "c2gr-remask",
     "c2gr-v",
+    "c2gr-vf",
     "finetune",
     "joint",
     "individual",
@@ -271,6 +272,9 @@ class DiffusionConfig(StrictModel):
         64, description="replay pairs synthesised per earlier task; 'train_size' = as many as it had (paper)"
     )
     chunk_size: int = Field(64, ge=1, le=4096, description="pairs per sampling batch (bounds memory)")
+    replay_oversample: int = Field(
+        2, ge=1, le=16, description="candidates sampled per kept replay pair by a filtering method (c2gr-vf)"
+    )
     bjd_estimator: Literal["full", "stochastic"] = Field(
         "full", description="full: all three terms per sample; stochastic: one term drawn per sample (unbiased)"
     )
