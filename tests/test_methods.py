@@ -208,3 +208,28 @@ def test_replay_filtering_needs_pair_replay() -> None:
     with pytest.raises(ValueError, match="pair replay"):
         MethodSpec("bad", "rups", "images", "njd", filter_replay=True)
     assert METHOD_SPECS["c2gr-vf"].filter_replay and not METHOD_SPECS["c2gr-v"].filter_replay
+
+
+def test_replay_grid_titles_each_pair_with_its_agreement(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import torch
+    from matplotlib.figure import Figure
+
+    from c2gr_fed.learning.replay import ReplaySet
+    from c2gr_fed.reporting.figures import replay_grid
+
+    titles: list[str] = []
+    save = Figure.savefig
+
+    def capture(fig: Figure, *args, **kwargs):
+        titles.extend(ax.get_title() for ax in fig.axes if ax.get_title())
+        return save(fig, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", capture)
+    rep = ReplaySet(torch.zeros(6, 3, 8, 8), torch.zeros(6, 8, 8, dtype=torch.int64), torch.tensor([0, 0, 0, 1, 1, 1]),
+                    ("A", "B"), agreement=torch.tensor([0.1, 0.25, 0.3, 0.5, 0.75, 0.9]), candidate_agreement=0.4)
+    out = replay_grid(rep.preview(2), None, tmp_path / "grid.png", title="t", per_task=2)
+    assert out.stat().st_size > 0
+    assert titles == ["agree 0.10", "agree 0.25", "agree 0.50", "agree 0.75"]

@@ -77,9 +77,14 @@ def dice_over_rounds(matrix: TrainTestMatrix, out: Path, title: str) -> Path:
 
 
 def replay_grid(replay: Any, scenario: Any, out: Path, title: str, per_task: int = 4) -> Path:
-    """Synthetic replay pairs: one row per earlier task, image | image with decoded mask overlay."""
+    """Synthetic replay pairs: one row per earlier task, image | image with decoded mask overlay.
+
+    When the replay carries per-pair agreement with the received segmentor (`replay.agreement`, (M,)), each
+    overlay is titled with it.
+    """
     plt = _plt()
     ids = replay.task_ids.numpy()
+    agreement = getattr(replay, "agreement", None)
     tasks = sorted(set(int(t) for t in ids))
     fig, axes = plt.subplots(len(tasks), 2 * per_task, figsize=(1.3 * 2 * per_task, 1.45 * len(tasks) + 0.5),
                              squeeze=False)
@@ -94,6 +99,8 @@ def replay_grid(replay: Any, scenario: Any, out: Path, title: str, per_task: int
                 msk = replay.masks[sel[c]].numpy()
                 a_img.imshow(np.clip((img.transpose(1, 2, 0) + 1) / 2, 0, 1), interpolation="nearest")
                 a_ov.imshow(overlay(img, msk), interpolation="nearest")
+                if agreement is not None:
+                    a_ov.set_title(f"agree {float(agreement[sel[c]]):.2f}", fontsize=6, pad=2)
         axes[r, 0].text(-0.1, 0.5, replay.task_names[t], transform=axes[r, 0].transAxes, ha="right", va="center",
                         fontsize=7)
     fig.suptitle(title, fontsize=9)
