@@ -80,7 +80,7 @@ def test_smoke_stream_through_flower_and_ray(root: Path, tmp_path: Path) -> None
 
 def _bench_tabulates_gathered_runs(run_root: Path, tmp: Path) -> None:
     """`c2gr-fed bench --tabulate-only` tables the complete runs it finds (seeds averaged), names the missing
-    ones and runs nothing."""
+    ones and the ones run with other settings, and runs nothing; a real bench refuses to reuse such a run."""
     import argparse
     import io
     import shutil
@@ -88,26 +88,39 @@ def _bench_tabulates_gathered_runs(run_root: Path, tmp: Path) -> None:
     from rich.console import Console
 
     from c2gr_fed.cli.bench_cmd import bench_command
+    from c2gr_fed.errors import C2GRError
+    from c2gr_fed.scenario import dump_scenario, load_scenario
+
+    def copy_as(name: str, *settings: str) -> Path:
+        """the finished run, relabelled as if `bench` had run it with these settings"""
+        d = runs / name
+        shutil.copytree(run_root, d)
+        (d / "scenario.yaml").write_text(dump_scenario(load_scenario(d / "scenario.yaml", list(settings))))
+        return d
 
     runs = tmp / "gathered" / "bench-smoke-runs"
     for seed in (0, 1):
-        shutil.copytree(run_root, runs / f"c2gr-seed{seed}")
-    shutil.copytree(run_root, runs / "finetune-seed0")
-    summary = runs / "finetune-seed0" / "summary.json"
+        copy_as(f"c2gr-seed{seed}", f"seed={seed}")
+    summary = copy_as("finetune-seed0", "method=finetune") / "summary.json"
     s = json.loads(summary.read_text())
     summary.write_text(json.dumps({**s, "completed_rounds": 2}))  # an unfinished run must not enter the table
+    copy_as("c2gr-njd-seed0", "method=c2gr-njd", "diffusion.sampling_steps=7")  # not what this bench asks for
     buf = io.StringIO()
-    args = argparse.Namespace(scenario=run_root / "scenario.yaml", overrides=[], methods="c2gr,finetune", seeds="0,1",
-                              jobs=1, out=tmp / "gathered" / "bench-smoke", tabulate_only=True, data_root=None)
+    args = argparse.Namespace(scenario=run_root / "scenario.yaml", overrides=[], methods="c2gr,finetune,c2gr-njd",
+                              seeds="0,1", jobs=1, out=tmp / "gathered" / "bench-smoke", tabulate_only=True,
+                              data_root=None)
     assert bench_command(args, Console(file=buf, width=200)) == 0
     printed = buf.getvalue()
     assert "finetune seed 0: no complete run" in printed and "finetune seed 1: no complete run" in printed
+    assert "c2gr-njd seed 0:" in printed and "differs in diffusion.sampling_steps" in printed
     table = (tmp / "gathered" / "bench-smoke.md").read_text().splitlines()
     rows = [r for r in table if r.startswith("| c2gr ")]
     assert len(rows) == 1 and rows[0].rstrip(" |").endswith("2")  # two seeds averaged
     assert "± 0.00" in rows[0]  # the same run twice: zero spread
-    assert not any(r.startswith("| finetune") for r in table)
+    assert not any(r.startswith("| finetune") or r.startswith("| c2gr-njd") for r in table)
     assert not (runs / "finetune-seed1").exists()  # nothing was run
+    with pytest.raises(C2GRError, match="other settings .*differs in diffusion.sampling_steps"):
+        bench_command(argparse.Namespace(**{**vars(args), "tabulate_only": False}), Console(file=io.StringIO()))
 
 
 def _leak_extra_array(msg, ctx, call_next):

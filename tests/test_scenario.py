@@ -132,3 +132,13 @@ def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
     bad.write_text("name: [unclosed\n")
     with pytest.raises(ScenarioError, match="not valid YAML"):
         load_scenario(bad)
+
+
+def test_scenario_differences_names_settings_in_set_spelling(root: Path) -> None:
+    from c2gr_fed.scenario import scenario_differences
+
+    path = root / "scenarios" / "bench-5tasks.yaml"
+    base = load_scenario(path)
+    assert scenario_differences(base, load_scenario(path)) == []
+    other = load_scenario(path, ["diffusion.ema=0.99", "departments.dermatology.tasks.ISIC18.data.n_train=5"])
+    assert scenario_differences(base, other) == ["departments.dermatology.tasks.ISIC18.data.n_train", "diffusion.ema"]

@@ -20,7 +20,7 @@ from rich.console import Console
 
 from ..errors import C2GRError
 from ..learning import METHOD_SPECS
-from ..scenario import load_scenario
+from ..scenario import load_scenario, scenario_differences
 
 
 def learnable_params(scenario_path: Path, overrides: list[str], method: str) -> int:
@@ -52,6 +52,15 @@ def bench_command(args: argparse.Namespace, console: Console) -> int:
             if (run_dir / "checkpoints" / "latest.json").exists():
                 cmd = [sys.executable, "-m", "c2gr_fed.cli.main", "run", "--resume", str(run_dir)]
             jobs.append((m, s, run_dir, cmd))
+    tabulate_only = bool(getattr(args, "tabulate_only", False))
+    mismatched = {(m, s): diff for m, s, run_dir, _ in jobs
+                  if (diff := _settings_mismatch(run_dir, args.scenario, args.overrides, m, s))}
+    if mismatched and not tabulate_only:
+        (m, s), diff = next(iter(mismatched.items()))
+        raise C2GRError(
+            f"{runs_root / f'{m}-seed{s}'} was run with other settings than this command asks for "
+            f"({_fields(diff)}); resuming or reusing it would mix settings in one table. Give another --out or "
+            "remove that run directory")
     console.print(f"bench: {len(methods)} methods x {len(seeds)} seeds = {len(jobs)} runs -> {runs_root}")
 
     def run_one(job):
@@ -65,10 +74,13 @@ def bench_command(args: argparse.Namespace, console: Console) -> int:
         return m, s, run_dir, rc, f"{time.perf_counter() - t0:.0f} s"
 
     failed = []
-    tabulate_only = bool(getattr(args, "tabulate_only", False))
     if tabulate_only:
         for m, s, run_dir, _ in jobs:
-            if not _complete(run_dir):
+            if (m, s) in mismatched:
+                console.print(f"  {m} seed {s}: [yellow]{run_dir} was run with other settings "
+                              f"({_fields(mismatched[(m, s)])}); left out of the table[/]")
+                failed.append((m, s))
+            elif not _complete(run_dir):
                 console.print(f"  {m} seed {s}: [yellow]no complete run at {run_dir}; left out of the table[/]")
                 failed.append((m, s))
     jobs_to_run = [] if tabulate_only else jobs
@@ -92,6 +104,23 @@ def bench_command(args: argparse.Namespace, console: Console) -> int:
     console.print(out.with_suffix(".md").read_text())
     console.print(f"wrote {out}.md/.csv/.json/.png")
     return 1 if failed and not tabulate_only else 0
+
+
+def _settings_mismatch(run_dir: Path, scenario: Path, overrides: list[str], method: str, seed: int) -> list[str]:
+    """Settings in which an existing run directory's own scenario differs from what the bench asks for."""
+    saved = run_dir / "scenario.yaml"
+    if not saved.exists():
+        return []
+    expected = load_scenario(scenario, [*overrides, f"seed={seed}", f"method={method}"])
+    try:
+        return scenario_differences(load_scenario(saved), expected)
+    except C2GRError as exc:
+        return [f"unreadable scenario.yaml: {exc}"]
+
+
+def _fields(diff: list[str], shown: int = 4) -> str:
+    more = f" and {len(diff) - shown} more" if len(diff) > shown else ""
+    return "differs in " + ", ".join(diff[:shown]) + more
 
 
 def _complete(run_dir: Path) -> bool:

@@ -1,6 +1,13 @@
 """Scenario schema and the only YAML reader."""
 
-from .loading import apply_overrides, dump_scenario, load_scenario, parse_override, validate_scenario
+from .loading import (
+    apply_overrides,
+    dump_scenario,
+    load_scenario,
+    parse_override,
+    scenario_differences,
+    validate_scenario,
+)
 from .schema import (
     METHODS,
     PHANTOM_GENERATORS,
@@ -26,5 +33,5 @@ __all__ = [
     "METHODS", "PHANTOM_GENERATORS", "DataSource", "DepartmentSpec", "DiffusionConfig", "FederationConfig",
     "Folder2DSource", "MaskEncoding", "ModelConfig", "Nifti3DSource", "PhantomSource", "PromptConfig", "Scenario",
     "SplitRule", "TaskSpec", "TextEncoderConfig", "TrainingConfig", "UNetConfig", "apply_overrides",
-    "dump_scenario", "load_scenario", "parse_override", "validate_scenario",
+    "dump_scenario", "load_scenario", "parse_override", "scenario_differences", "validate_scenario",
 ]

@@ -240,3 +240,26 @@ def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scena
 def dump_scenario(scenario: Scenario) -> str:
     """The resolved scenario as YAML (what a run directory embeds)."""
     return yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def scenario_differences(a: Scenario, b: Scenario) -> list[str]:
+    """Dotted paths of every setting whose value differs between two scenarios (departments and tasks by name).
+
+    Paths use the `--set` spelling, e.g. `diffusion.ema` or `departments.dermatology.tasks.ISIC18.data.n_train`.
+    """
+
+    def flat(node: Any, path: str, out: dict[str, Any]) -> dict[str, Any]:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                flat(v, f"{path}.{k}" if path else str(k), out)
+        elif isinstance(node, list) and node and all(isinstance(x, dict) and "name" in x for x in node):
+            for x in node:
+                flat(x, f"{path}.{x['name']}", out)
+        else:
+            out[path] = node
+        return out
+
+    fa = flat(a.model_dump(mode="json"), "", {})
+    fb = flat(b.model_dump(mode="json"), "", {})
+    missing = object()
+    return sorted(k for k in fa.keys() | fb.keys() if fa.get(k, missing) != fb.get(k, missing))
