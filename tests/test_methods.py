@@ -117,6 +117,9 @@ def test_c2gr_v_trains_and_samples_with_v_prediction(root: Path) -> None:
     sc_x0 = load_scenario(root / "scenarios" / "smoke.yaml", FAST + ["diffusion.prediction_type=sample"])
     assert build_state(sc_x0, "c2gr").schedule.prediction_type == "sample"
     assert build_state(sc_x0, "c2gr-v").schedule.prediction_type == "v_prediction"  # the method overrides
+    for m in ("c2gr-vf", "gr-v"):
+        assert build_state(sc, m).schedule.prediction_type == "v_prediction"
+    assert build_state(sc, "gr").schedule.prediction_type == "epsilon"
 
 
 def test_generator_extra_steps_train_the_denoiser_alone(root: Path) -> None:

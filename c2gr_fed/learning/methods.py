@@ -59,6 +59,8 @@ METHOD_SPECS: dict[str, MethodSpec] = {
     "ewc": MethodSpec("ewc", "rups", "none", None, regulariser="ewc", summary="EWC on the segmentor"),
     "lwf": MethodSpec("lwf", "rups", "none", None, regulariser="lwf", summary="LwF: distil the previous segmentor on current images"),
     "gr": MethodSpec("gr", "rups", "images", "njd", summary="GR: image-only replay, masks from the previous segmentor"),
+    "gr-v": MethodSpec("gr-v", "rups", "images", "njd", prediction_type="v_prediction",
+                       summary="GR whose generator predicts v (beyond the paper; the image-only control for c2gr-v)"),
     "joint": MethodSpec("joint", "rups", "none", None, breaks_locality=True,
                         summary="JointTrain: all tasks' real data together (reference bound, BREAKS DATA LOCALITY)"),
     "individual": MethodSpec("individual", "rups", "none", None, summary="IndividualTrain: one segmentor per task (reference)"),

@@ -23,6 +23,7 @@ METHODS = (
     "individual",
     "ewc",
     "gr",
+    "gr-v",
     "lwf",
 )
 """Every learning method the simulator knows. `joint` breaks data locality and is a reference bound only."""
