@@ -107,8 +107,8 @@ def synthesise_replay(
                                    seed=seed + 104_729 * (t_idx + 1), progress=cb)
         done += n_per
         if scored:
-            kb = torch.full((x.shape[0],), desc.num_classes, dtype=torch.int64, device=x.device)
-            agree = case_dice(_label_with_segmentor(state, x, tokens.seg[t_idx], kb), y, desc.num_classes).cpu()
+            agree = case_dice(_label_with_segmentor(state, x, tokens.seg[t_idx], desc.num_classes), y,
+                              desc.num_classes).cpu()
             candidates.append(agree)
             if oversample > 1:
                 keep = most_agreeing(agree, counts[t_idx])
@@ -151,18 +151,24 @@ def generate_task_pairs(
         state.denoiser, gen_tokens, scenario.image_size, scenario.model.max_classes, state.schedule,
         sampler=dc.sampler, steps=dc.sampling_steps, seed=seed, chunk_size=dc.chunk_size, progress=progress,
     )
-    kb = torch.full((x.shape[0],), num_classes, dtype=torch.int64, device=x.device)
     if state.method.replay == "images":
-        return x, _label_with_segmentor(state, x, seg_tokens, kb)
+        return x, _label_with_segmentor(state, x, seg_tokens, num_classes)
     if state.method.replay == "remask":
         code = sample_masks_given_images(
             state.denoiser, x, gen_tokens, scenario.model.max_classes, state.schedule, sampler=dc.sampler,
             steps=dc.sampling_steps, seed=seed + 7_919, chunk_size=dc.chunk_size,
         )
-    return x, decode_masks(code, kb)
+    return x, decode_masks(code, _class_counts(x, num_classes))
 
 
-def _label_with_segmentor(state: LearnerState, x: torch.Tensor, seg_tokens: torch.Tensor, kb: torch.Tensor) -> torch.Tensor:
+def _class_counts(x: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(N,) int64 on x's device: every one of the N pairs of x (N, 3, S, S) belongs to a task with num_classes."""
+    return torch.full((x.shape[0],), num_classes, dtype=torch.int64, device=x.device)
+
+
+def _label_with_segmentor(state: LearnerState, x: torch.Tensor, seg_tokens: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """The received segmentor's label maps (N, S, S) int64 for images x (N, 3, S, S), prompted with seg_tokens (L, D)."""
+    kb = _class_counts(x, num_classes)
     state.segmentor.eval()
     with torch.no_grad():
         logits = state.segmentor(x, seg_tokens.expand(x.shape[0], -1, -1))

@@ -143,9 +143,9 @@ def run_round(
     n_current = n - (0 if replay is None else len(replay.images))
     fraction = tc.replay_fraction if replay is not None else None
     batches = _batch_indices(n, n_current, tc.batch_size, fraction, total_steps, gen)
-    extra = tc.generator_extra_steps if (state.denoiser is not None and spec.trains_generator) else 0
-    ema = Ema(state.denoiser, scenario.diffusion.ema) if (state.denoiser is not None and spec.trains_generator
-                                                            and scenario.diffusion.ema) else None
+    trains_denoiser = state.denoiser is not None and spec.trains_generator
+    extra = tc.generator_extra_steps if trains_denoiser else 0
+    ema = Ema(state.denoiser, scenario.diffusion.ema) if trains_denoiser and scenario.diffusion.ema else None
     seg_net, den_net = _prepare_models(state, tc, device)
     if device.type == "cuda":  # page-locked host memory: batch copies overlap with GPU work
         all_images, all_masks = all_images.pin_memory(), all_masks.pin_memory()
@@ -169,7 +169,7 @@ def run_round(
             seg = segmentation_loss(logits.float(), y, kb)
             loss = seg["loss"]
             parts = {"seg": float(seg["loss"].detach())}
-            if state.denoiser is not None and spec.trains_generator:
+            if trains_denoiser:
                 diff = _diffusion_loss(state, den_net, scenario, tokens.gen[tid], x, y)
                 loss = loss + diff
                 parts["diff"] = float(diff.detach())
