@@ -117,7 +117,7 @@ def test_c2gr_v_trains_and_samples_with_v_prediction(root: Path) -> None:
     sc_x0 = load_scenario(root / "scenarios" / "smoke.yaml", FAST + ["diffusion.prediction_type=sample"])
     assert build_state(sc_x0, "c2gr").schedule.prediction_type == "sample"
     assert build_state(sc_x0, "c2gr-v").schedule.prediction_type == "v_prediction"  # the method overrides
-    for m in ("c2gr-vf", "gr-v"):
+    for m in ("c2gr-vf", "c2gr-vr", "gr-v"):
         assert build_state(sc, m).schedule.prediction_type == "v_prediction"
     assert build_state(sc, "gr").schedule.prediction_type == "epsilon"
 
@@ -236,3 +236,34 @@ def test_replay_grid_titles_each_pair_with_its_agreement(tmp_path: Path, monkeyp
     out = replay_grid(rep.preview(2), None, tmp_path / "grid.png", title="t", per_task=2)
     assert out.stat().st_size > 0
     assert titles == ["agree 0.10", "agree 0.25", "agree 0.50", "agree 0.75"]
+
+
+def test_remask_method_keeps_the_images_and_resamples_the_masks_given_them(root: Path) -> None:
+    """c2gr-vr draws the same images as c2gr-v (same seed, same generator); its masks are the mask-given-image
+    branch's samples on those images (seed + 7919), decoded, not the jointly sampled ones."""
+    import torch
+
+    from c2gr_fed.diffusion import decode_masks, sample_masks_given_images
+    from c2gr_fed.learning.replay import synthesise_replay
+    from c2gr_fed.learning.state import build_state
+    from c2gr_fed.prompts import TaskDescriptor, embed_pool
+    from c2gr_fed.text import build_text_encoder
+
+    sc = load_scenario(root / "scenarios" / "smoke.yaml", ["diffusion.sampling_steps=3", "diffusion.replay_per_task=3"])
+    enc = build_text_encoder(sc.text_encoder)
+    state = build_state(sc, "c2gr-vr")
+    desc = TaskDescriptor.from_task(sc.stream()[0])
+    state.pool.add(desc)
+    cpu = torch.device("cpu")
+    remasked = synthesise_replay(state, sc, enc, seed=5, device=cpu)
+    state.method = METHOD_SPECS["c2gr-v"]
+    joint = synthesise_replay(state, sc, enc, seed=5, device=cpu)
+    assert torch.equal(remasked.images, joint.images)
+    with torch.no_grad():
+        ctx = state.prompts(embed_pool(state.pool, enc)).gen[0].expand(3, -1, -1).contiguous()
+    seed = 5 + 104_729  # the replay seed of pool task 0, as synthesise_replay derives it
+    code = sample_masks_given_images(state.denoiser, remasked.images, ctx, sc.model.max_classes, state.schedule,
+                                     sampler=sc.diffusion.sampler, steps=3, seed=seed + 7_919)
+    k = torch.full((3,), desc.num_classes, dtype=torch.int64)
+    assert torch.equal(remasked.masks, decode_masks(code, k))
+    assert not torch.equal(remasked.masks, joint.masks)

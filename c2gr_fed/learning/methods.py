@@ -55,6 +55,9 @@ METHOD_SPECS: dict[str, MethodSpec] = {
     "c2gr-vf": MethodSpec("c2gr-vf", "rups", "pairs", "bjd", prediction_type="v_prediction", filter_replay=True,
                           summary="c2gr-v + replay pairs filtered by agreement with the received segmentor "
                                   "(beyond the paper)"),
+    "c2gr-vr": MethodSpec("c2gr-vr", "rups", "remask", "bjd", prediction_type="v_prediction",
+                          summary="c2gr-v whose replay masks are re-sampled given the clean generated image with "
+                                  "BJD's mask-given-image branch (beyond the paper)"),
     "finetune": MethodSpec("finetune", "rups", "none", None, summary="FineTune: current task only"),
     "ewc": MethodSpec("ewc", "rups", "none", None, regulariser="ewc", summary="EWC on the segmentor"),
     "lwf": MethodSpec("lwf", "rups", "none", None, regulariser="lwf", summary="LwF: distil the previous segmentor on current images"),

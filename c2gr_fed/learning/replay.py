@@ -1,9 +1,9 @@
 """Replay synthesis: image-mask pairs for every earlier task from the received generator (C2GR step 1).
 
 For `gr` (image-only generative replay, Shin et al. 2017) the generated masks are discarded and the received
-segmentor labels the generated images instead. For `c2gr-remask` (beyond the paper) the jointly generated masks
-are discarded too, and each mask is re-sampled from its clean generated image with the generator's own
-mask-given-image branch (BJD Eq. 3), so that images and masks come from one generator but the mask is drawn
+segmentor labels the generated images instead. For `c2gr-remask` and `c2gr-vr` (beyond the paper) the jointly
+generated masks are discarded too, and each mask is re-sampled from its clean generated image with the generator's
+own mask-given-image branch (BJD Eq. 3), so that images and masks come from one generator but the mask is drawn
 conditioned on the finished image.
 
 Every pair-replay method also scores each pair's agreement with the received segmentor (the Dice between

@@ -18,6 +18,7 @@ METHODS = (
     "c2gr-remask",
     "c2gr-v",
     "c2gr-vf",
+    "c2gr-vr",
     "finetune",
     "joint",
     "individual",
