@@ -11,7 +11,9 @@ from c2gr_fed.diffusion import (
     NoiseSchedule,
     bjd_terms,
     decode_masks,
+    distillation_terms,
     encode_masks,
+    generator_distillation_loss,
     joint_diffusion_loss,
     sample_masks_given_images,
     sample_pairs,
@@ -221,6 +223,49 @@ def test_loss_errors_and_real_denoiser_backward() -> None:
         out["loss"].backward()
         assert torch.isfinite(out["loss"])
     assert den.unet.out_conv.weight.grad.abs().sum() > 0
+
+
+def test_generator_distillation_matches_the_teacher_on_each_terms_inputs() -> None:
+    """Distillation scores student - teacher on the inputs BJD's term builds (clean side fed with timestep 0),
+    over the channels that term scores; it is 0 for a student equal to its teacher; only the student learns."""
+    sched = NoiseSchedule(DiffusionConfig(timesteps=1000))
+    x0, y0, ctx = _batch(b=6)
+    affine = AffineDenoiser()
+
+    class Shifted(nn.Module):  # the affine denoiser + a learnable offset on its image output only
+        def __init__(self) -> None:
+            super().__init__()
+            self.shift = nn.Parameter(torch.tensor(0.5))
+
+        def forward(self, x, y, t_x, t_y, c):
+            ox, oy = affine(x, y, t_x, t_y, c)
+            return ox + self.shift, oy
+
+    student = Shifted()
+    g = torch.Generator().manual_seed(4)
+    t = torch.randint(0, 1000, (6,), generator=g)
+    ex, ey = torch.randn(x0.shape, generator=g), torch.randn(y0.shape, generator=g)
+    which = torch.tensor([0, 1, 2, 0, 1, 2])
+    assert torch.equal(distillation_terms(affine, affine, x0, y0, ctx, ctx, sched, t, ex, ey, which), torch.zeros(6))
+    per = distillation_terms(student, affine, x0, y0, ctx, ctx, sched, t, ex, ey, which)
+    n_x, n_y = x0[0].numel(), y0[0].numel()
+    expected = torch.tensor([n_x / (n_x + n_y), 1.0, 0.0] * 2) * 0.25  # shift^2 on the image channels scored
+    assert torch.allclose(per, expected, atol=1e-6)
+    # the teacher reads its own prompt tokens: a different teacher context changes the target
+    assert not torch.equal(distillation_terms(affine, affine, x0, y0, ctx, ctx + 1, sched, t, ex, ey, which),
+                           torch.zeros(6))
+    teacher = Shifted()
+    loss = generator_distillation_loss(student, teacher, x0, y0, ctx, ctx, sched, "bjd",
+                                       torch.Generator().manual_seed(0))
+    loss.backward()
+    assert loss.item() == 0.0 and student.shift.grad is not None and teacher.shift.grad is None
+    with torch.no_grad():
+        student.shift += 1.0
+    njd = generator_distillation_loss(student, teacher, x0, y0, ctx, ctx, sched, "njd",
+                                      torch.Generator().manual_seed(0))
+    assert njd.item() == pytest.approx(n_x / (n_x + n_y), rel=1e-5)  # the joint term only, on every sample
+    with pytest.raises(ValueError, match="objective"):
+        generator_distillation_loss(student, teacher, x0, y0, ctx, ctx, sched, "xjd")
 
 
 # ------------------------------------------------------------------------------------------------ samplers

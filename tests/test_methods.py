@@ -267,3 +267,32 @@ def test_remask_method_keeps_the_images_and_resamples_the_masks_given_them(root:
     k = torch.full((3,), desc.num_classes, dtype=torch.int64)
     assert torch.equal(remasked.masks, decode_masks(code, k))
     assert not torch.equal(remasked.masks, joint.masks)
+
+
+def test_generator_distillation_trains_the_denoiser_towards_the_received_one(root: Path) -> None:
+    """c2gr-vd: round 0 has no replay and so nothing to distil; in round 1 the distillation loss is reported
+    (a declared metric), and its weight changes the trained denoiser (same seed, weight 0 vs 1)."""
+    import numpy as np
+
+    from c2gr_fed.data.loading import load_task
+    from c2gr_fed.learning.methods import MethodSpec
+    from c2gr_fed.learning.round import run_round
+    from c2gr_fed.learning.state import build_state
+    from c2gr_fed.privacy.schema import ROUND_METRIC_KEYS
+
+    out = {}
+    for w in (0.0, 1.0):
+        sc = load_scenario(root / "scenarios" / "smoke.yaml", [
+            "training.max_steps=2", "training.generator_extra_steps=2", "diffusion.replay_per_task=4",
+            "diffusion.sampling_steps=2", f"training.generator_distill_weight={w}", "method=c2gr-vd"])
+        state = build_state(sc)
+        metrics = []
+        for r, task in enumerate(sc.stream()[:2]):
+            metrics.append(run_round(state, task, load_task(sc, task, "train"), sc, r).metrics)
+        assert metrics[0]["loss_generator_distill"] == 0.0
+        assert set(metrics[1]) <= set(ROUND_METRIC_KEYS)
+        assert (metrics[1]["loss_generator_distill"] > 0) == (w > 0)
+        out[w] = state.arrays()["denoiser"]
+    assert any(not np.array_equal(v, out[1.0][k]) for k, v in out[0.0].items())
+    with pytest.raises(ValueError, match="distillation"):
+        MethodSpec("bad", "rups", "none", None, distil_generator=True)

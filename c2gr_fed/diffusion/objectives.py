@@ -44,24 +44,56 @@ def bjd_terms(
     channels for joint, image channels for img_given_mask, mask channels for mask_given_img). The noise of a
     part that is fed clean is ignored.
     """
-    which = which.to(x0.device)
-    t = t.to(x0.device)
+    which, t = which.to(x0.device), t.to(x0.device)
+    out_x, out_y = denoiser(*_term_inputs(x0, y0, schedule, t, e_x, e_y, which), context)
+    target_x, target_y = schedule.target(x0, e_x, t), schedule.target(y0, e_y, t)
+    return _scored_mse(out_x, out_y, target_x, target_y, which)
+
+
+def distillation_terms(
+    student: nn.Module,
+    teacher: nn.Module,
+    x0: Tensor,
+    y0: Tensor,
+    student_context: Tensor,
+    teacher_context: Tensor,
+    schedule: NoiseSchedule,
+    t: Tensor,
+    e_x: Tensor,
+    e_y: Tensor,
+    which: Tensor,
+) -> Tensor:
+    """Per-sample (B,) float32 mean squared difference between the student's and the (frozen) teacher's outputs
+    on the inputs that term `which[b]` builds from x0, y0, t and the noises (as `bjd_terms`, scored over the same
+    channels). The teacher runs without gradient; each network reads its own prompt tokens (B, L, D)."""
+    which, t = which.to(x0.device), t.to(x0.device)
+    inputs = _term_inputs(x0, y0, schedule, t, e_x, e_y, which)
+    with torch.no_grad():
+        target_x, target_y = teacher(*inputs, teacher_context)
+    out_x, out_y = student(*inputs, student_context)
+    return _scored_mse(out_x, out_y, target_x, target_y, which)
+
+
+def _term_inputs(x0: Tensor, y0: Tensor, schedule: NoiseSchedule, t: Tensor, e_x: Tensor, e_y: Tensor,
+                 which: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The denoiser inputs (x_in (B, 3, H, W), y_in (B, K_max, H, W), t_x (B,), t_y (B,)) of term `which` per
+    sample: the part a conditional term conditions on is fed clean with timestep 0."""
     x_t = schedule.add_noise(x0, e_x, t)
     y_t = schedule.add_noise(y0, e_y, t)
     img_clean = (which == MASK_GIVEN_IMG)[:, None, None, None]
     mask_clean = (which == IMG_GIVEN_MASK)[:, None, None, None]
-    x_in = torch.where(img_clean, x0, x_t)  # (B, 3, H, W)
-    y_in = torch.where(mask_clean, y0, y_t)  # (B, K_max, H, W)
     zero = torch.zeros_like(t)
-    t_x = torch.where(which == MASK_GIVEN_IMG, zero, t)
-    t_y = torch.where(which == IMG_GIVEN_MASK, zero, t)
-    out_x, out_y = denoiser(x_in, y_in, t_x, t_y, context)
-    target_x, target_y = schedule.target(x0, e_x, t), schedule.target(y0, e_y, t)
+    return (torch.where(img_clean, x0, x_t), torch.where(mask_clean, y0, y_t),
+            torch.where(which == MASK_GIVEN_IMG, zero, t), torch.where(which == IMG_GIVEN_MASK, zero, t))
+
+
+def _scored_mse(out_x: Tensor, out_y: Tensor, target_x: Tensor, target_y: Tensor, which: Tensor) -> Tensor:
+    """Per-sample (B,) mean squared error over the channels term `which[b]` scores (image, mask or both)."""
     sq_x = (out_x.float() - target_x.float()).square().flatten(1).sum(1)  # (B,)
     sq_y = (out_y.float() - target_y.float()).square().flatten(1).sum(1)
     w_x = (which != MASK_GIVEN_IMG).to(torch.float32)
     w_y = (which != IMG_GIVEN_MASK).to(torch.float32)
-    n_x, n_y = float(x0[0].numel()), float(y0[0].numel())
+    n_x, n_y = float(out_x[0].numel()), float(out_y[0].numel())
     return (w_x * sq_x + w_y * sq_y) / (w_x * n_x + w_y * n_y)
 
 
@@ -133,3 +165,36 @@ def joint_diffusion_loss(
         sel = (which == k).to(per.dtype)
         out[name] = (per * sel).sum() / sel.sum().clamp_min(1.0)
     return out
+
+
+def generator_distillation_loss(
+    student: nn.Module,
+    teacher: nn.Module,
+    x0: Tensor,
+    y0: Tensor,
+    student_context: Tensor,
+    teacher_context: Tensor,
+    schedule: NoiseSchedule,
+    objective: str = "bjd",
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Generative distillation (beyond the paper): the student denoiser matches a frozen teacher's outputs on
+    noised pairs x0 (B, 3, H, W), y0 (B, K_max, H, W), with one t and noise draw per sample.
+
+    NJD distils the joint term only; BJD draws one of its three terms per sample, so the conditional branches
+    (the mask-given-image one that re-masking uses) are kept too. Draw order: t, e_x, e_y, then the term.
+    Returns the batch mean, a scalar float32.
+    """
+    if objective not in ("bjd", "njd"):
+        raise ValueError(f"objective must be 'bjd' or 'njd', got {objective!r}")
+    b = x0.shape[0]
+    dev = generator.device if generator is not None else x0.device
+    t = torch.randint(0, schedule.num_timesteps, (b,), generator=generator, device=dev).to(x0.device)
+    e_x = torch.randn(x0.shape, generator=generator, device=dev).to(x0.device, x0.dtype)
+    e_y = torch.randn(y0.shape, generator=generator, device=dev).to(y0.device, y0.dtype)
+    if objective == "njd":
+        which = torch.full((b,), JOINT, dtype=torch.long, device=x0.device)
+    else:
+        which = torch.randint(0, 3, (b,), generator=generator, device=dev).to(x0.device)
+    return distillation_terms(student, teacher, x0, y0, student_context, teacher_context, schedule, t, e_x, e_y,
+                              which).mean()

@@ -30,6 +30,9 @@ class MethodSpec:
     filter_replay: bool = False
     """sample diffusion.replay_oversample candidates per replay pair and keep those whose mask agrees best with
     the received segmentor's prediction on the generated image."""
+    distil_generator: bool = False
+    """train the denoiser to also match the received (frozen) denoiser's outputs on noised replay, with the
+    earlier prompts (generative distillation; training.generator_distill_weight)."""
 
     def __post_init__(self) -> None:
         if self.replay == "remask" and self.objective != "bjd":
@@ -38,6 +41,9 @@ class MethodSpec:
         if self.filter_replay and self.replay not in ("pairs", "remask"):
             raise ValueError(f"method {self.name!r}: replay filtering scores generated masks, so it needs pair "
                              f"replay, not {self.replay!r}")
+        if self.distil_generator and (self.objective is None or self.replay == "none"):
+            raise ValueError(f"method {self.name!r}: generator distillation needs a trained generator and replay "
+                             "to distil on")
 
     @property
     def trains_generator(self) -> bool:
@@ -58,6 +64,9 @@ METHOD_SPECS: dict[str, MethodSpec] = {
     "c2gr-vr": MethodSpec("c2gr-vr", "rups", "remask", "bjd", prediction_type="v_prediction",
                           summary="c2gr-v whose replay masks are re-sampled given the clean generated image with "
                                   "BJD's mask-given-image branch (beyond the paper)"),
+    "c2gr-vd": MethodSpec("c2gr-vd", "rups", "pairs", "bjd", prediction_type="v_prediction", distil_generator=True,
+                          summary="c2gr-v whose denoiser also distils the received denoiser on noised replay "
+                                  "(generative distillation; beyond the paper)"),
     "finetune": MethodSpec("finetune", "rups", "none", None, summary="FineTune: current task only"),
     "ewc": MethodSpec("ewc", "rups", "none", None, regulariser="ewc", summary="EWC on the segmentor"),
     "lwf": MethodSpec("lwf", "rups", "none", None, regulariser="lwf", summary="LwF: distil the previous segmentor on current images"),

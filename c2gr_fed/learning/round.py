@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 
 from ..data.types import TaskData
-from ..diffusion import decode_masks, encode_masks, joint_diffusion_loss, sample_pairs
+from ..diffusion import decode_masks, encode_masks, generator_distillation_loss, joint_diffusion_loss, sample_pairs
 from ..errors import NumericalFault
 from ..models import predict_masks, segmentation_loss
 from ..prompts import TaskDescriptor, embed_pool
@@ -134,7 +134,13 @@ def run_round(
     if state.denoiser is not None:
         groups.append({"params": list(state.denoiser.parameters()), "lr": tc.denoiser_lr or tc.lr})
     opt = torch.optim.Adam(groups, weight_decay=tc.weight_decay)
-    previous = _frozen_copy(state) if spec.regulariser == "lwf" else None
+    distils = spec.distil_generator and replay is not None and state.denoiser is not None
+    previous = _frozen_copy(state) if spec.regulariser == "lwf" or distils else None
+    teacher_gen_tokens = None
+    if distils:  # the received prompt graph's generator tokens of the earlier tasks (P_old, L, D), computed once
+        with torch.no_grad():
+            teacher_gen_tokens = previous.prompts(emb.subset(slice(0, len(state.pool) - 1))).gen
+    replay_start = n - (0 if replay is None else len(replay.images))  # replay rows are the last ones
 
     steps_per_epoch = max(1, math.ceil(n / tc.batch_size))
     total_steps = steps_per_epoch * tc.epochs
@@ -150,7 +156,7 @@ def run_round(
     if device.type == "cuda":  # page-locked host memory: batch copies overlap with GPU work
         all_images, all_masks = all_images.pin_memory(), all_masks.pin_memory()
     history: list[dict[str, float]] = []
-    sums = {"seg": 0.0, "diff": 0.0, "reg": 0.0}
+    sums = {"seg": 0.0, "diff": 0.0, "reg": 0.0, "gdist": 0.0}
     step = 0
     state.segmentor.train()
     state.prompts.train()
@@ -173,6 +179,11 @@ def run_round(
                 diff = _diffusion_loss(state, den_net, scenario, tokens.gen[tid], x, y)
                 loss = loss + diff
                 parts["diff"] = float(diff.detach())
+                if teacher_gen_tokens is not None:
+                    gd = _generator_distillation(state, den_net, previous, scenario, tokens.gen, teacher_gen_tokens,
+                                                 x, y, all_tasks[idx], idx >= replay_start)
+                    loss = loss + gd
+                    parts["gdist"] = float(gd.detach())
             if spec.regulariser == "ewc" and state.extras:
                 reg = tc.ewc_lambda * ewc_penalty(state.segmentor, state.extras)
                 loss = loss + reg
@@ -200,10 +211,17 @@ def run_round(
         x, y = _batch(all_images, all_masks, idx, tc.augment, gen, device)
         with autocast(device, tc.precision):
             diff = _diffusion_loss(state, den_net, scenario, frozen_gen_tokens[all_tasks[idx].to(device)], x, y)
-        _check_finite(diff.detach(), "denoiser", step, task.name)
+            gd = None
+            if teacher_gen_tokens is not None:
+                gd = _generator_distillation(state, den_net, previous, scenario, frozen_gen_tokens,
+                                             teacher_gen_tokens, x, y, all_tasks[idx], idx >= replay_start)
+        loss = diff if gd is None else diff + gd
+        _check_finite(loss.detach(), "denoiser", step, task.name)
         # segmentor and prompt graph get no gradient here: Adam leaves them untouched
-        _optimiser_step(opt, diff, groups, tc.grad_clip, ema, state.denoiser)
+        _optimiser_step(opt, loss, groups, tc.grad_clip, ema, state.denoiser)
         sums["diff_extra"] = sums.get("diff_extra", 0.0) + float(diff.detach())
+        if gd is not None:
+            sums["gdist"] += float(gd.detach())
         history.append({"step": float(step), "diff": float(diff.detach())})
         step += 1
         if progress is not None:
@@ -225,6 +243,7 @@ def run_round(
         "loss_diffusion": sums["diff"] / max(step - extra, 1),
         "loss_diffusion_extra": sums.get("diff_extra", 0.0) / max(extra, 1),
         "loss_reg": sums["reg"] / max(step - extra, 1),
+        "loss_generator_distill": sums["gdist"] / max(step, 1),
         "time_replay_s": t_replay,
         "time_train_s": t_total - t_replay,
         "time_total_s": t_total,
@@ -266,6 +285,28 @@ def _diffusion_loss(state: LearnerState, den_net, scenario: Scenario, gen_ctx: t
     code = encode_masks(y, scenario.model.max_classes)  # (B, K_max, H, W) in {-1, +1}
     return joint_diffusion_loss(den_net, x, code, gen_ctx, state.schedule, objective=state.method.objective,
                                 estimator=scenario.diffusion.bjd_estimator, generator=None)["loss"]
+
+
+def _generator_distillation(state: LearnerState, den_net, previous: LearnerState, scenario: Scenario,
+                            gen_tokens: torch.Tensor, teacher_tokens: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
+                            task_ids: torch.Tensor, is_replay: torch.Tensor) -> torch.Tensor:
+    """training.generator_distill_weight x the generative-distillation loss on the batch's replay rows.
+
+    x (B, 3, H, W), label maps y (B, H, W), pool task ids (B,) and the replay flags (B,) bool; gen_tokens
+    (P, L, D) are the current prompt graph's generator tokens, teacher_tokens (P_old, L, D) the received one's.
+    The received denoiser (frozen, in `previous`) is the teacher: on replay of earlier tasks the new denoiser
+    learns its outputs, not only the few samples it drew. 0 (with a graph) when the batch holds no replay.
+    """
+    rows = torch.nonzero(is_replay).flatten()
+    if rows.numel() == 0:
+        return gen_tokens.sum() * 0.0
+    dev = x.device
+    tid = task_ids[rows].to(dev)
+    rows = rows.to(dev)
+    code = encode_masks(y[rows], scenario.model.max_classes)
+    loss = generator_distillation_loss(den_net, previous.denoiser, x[rows], code, gen_tokens[tid],
+                                       teacher_tokens[tid], state.schedule, objective=state.method.objective)
+    return scenario.training.generator_distill_weight * loss
 
 
 def _prepare_models(state: LearnerState, tc, device: torch.device):

@@ -17,7 +17,8 @@ MAX_STRING = 160
 
 ROUND_METRIC_KEYS = (
     "round", "train_samples", "replay_samples", "steps", "generator_extra_steps", "loss_seg", "loss_diffusion",
-    "loss_diffusion_extra", "loss_reg", "time_replay_s", "time_train_s", "time_total_s", "peak_gpu_mem_mb",
+    "loss_diffusion_extra", "loss_generator_distill", "loss_reg", "time_replay_s", "time_train_s", "time_total_s",
+    "peak_gpu_mem_mb",
     # mean Dice of the replay masks with the received segmentor's predictions (kept pairs; every candidate)
     "replay_agreement", "replay_agreement_candidates",
 )

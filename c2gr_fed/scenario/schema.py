@@ -17,6 +17,7 @@ METHODS = (
     "c2gr-norups",
     "c2gr-remask",
     "c2gr-v",
+    "c2gr-vd",
     "c2gr-vf",
     "c2gr-vr",
     "finetune",
@@ -261,6 +262,11 @@ class TrainingConfig(StrictModel):
         0, ge=0, le=1_000_000,
         description="optimiser steps per round that train the generator (denoiser + prompt graph, diffusion loss "
         "only) after the joint steps; 0: the paper's purely joint schedule",
+    )
+    generator_distill_weight: float = Field(
+        1.0, ge=0,
+        description="weight of the generative-distillation loss (the denoiser matches the received denoiser on "
+        "noised replay); generator-distilling methods (c2gr-vd) only",
     )
 
 
