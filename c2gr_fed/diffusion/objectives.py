@@ -119,20 +119,12 @@ def joint_diffusion_loss(
     and full BJD with the same seed share the joint term's draws exactly; then t, e_x for img_given_mask; then
     t, e_y for mask_given_img. Stochastic: t, e_x, e_y, then the term choice.
     """
-    if objective not in ("bjd", "njd"):
-        raise ValueError(f"objective must be 'bjd' or 'njd', got {objective!r}")
+    _check_objective(objective)
     if estimator not in ("full", "stochastic"):
         raise ValueError(f"estimator must be 'full' or 'stochastic', got {estimator!r}")
     b = x0.shape[0]
-    T = schedule.num_timesteps
-    dev = generator.device if generator is not None else x0.device
-
-    def randn_like(ref: Tensor) -> Tensor:
-        return torch.randn(ref.shape, generator=generator, device=dev).to(ref.device, ref.dtype)
-
-    def randt() -> Tensor:
-        return torch.randint(0, T, (b,), generator=generator, device=dev).to(x0.device)
-
+    draw = _Draws(x0, schedule, generator)
+    randt, randn_like = draw.t, draw.noise
     zero = x0.new_zeros((), dtype=torch.float32)
     if objective == "njd" or estimator == "full":
         t1, ex1, ey1 = randt(), randn_like(x0), randn_like(y0)
@@ -158,7 +150,7 @@ def joint_diffusion_loss(
         return {"loss": joint + img + mask, "joint": joint, "img_given_mask": img, "mask_given_img": mask}
 
     t, ex, ey = randt(), randn_like(x0), randn_like(y0)
-    which = torch.randint(0, 3, (b,), generator=generator, device=dev).to(x0.device)
+    which = draw.terms()
     per = bjd_terms(denoiser, x0, y0, context, schedule, t, ex, ey, which)  # (B,)
     out = {"loss": 3.0 * per.mean()}
     for k, name in enumerate(TERM_NAMES):
@@ -185,16 +177,36 @@ def generator_distillation_loss(
     (the mask-given-image one that re-masking uses) are kept too. Draw order: t, e_x, e_y, then the term.
     Returns the batch mean, a scalar float32.
     """
-    if objective not in ("bjd", "njd"):
-        raise ValueError(f"objective must be 'bjd' or 'njd', got {objective!r}")
-    b = x0.shape[0]
-    dev = generator.device if generator is not None else x0.device
-    t = torch.randint(0, schedule.num_timesteps, (b,), generator=generator, device=dev).to(x0.device)
-    e_x = torch.randn(x0.shape, generator=generator, device=dev).to(x0.device, x0.dtype)
-    e_y = torch.randn(y0.shape, generator=generator, device=dev).to(y0.device, y0.dtype)
+    _check_objective(objective)
+    draw = _Draws(x0, schedule, generator)
+    t, e_x, e_y = draw.t(), draw.noise(x0), draw.noise(y0)
     if objective == "njd":
-        which = torch.full((b,), JOINT, dtype=torch.long, device=x0.device)
+        which = torch.full((x0.shape[0],), JOINT, dtype=torch.long, device=x0.device)
     else:
-        which = torch.randint(0, 3, (b,), generator=generator, device=dev).to(x0.device)
+        which = draw.terms()
     return distillation_terms(student, teacher, x0, y0, student_context, teacher_context, schedule, t, e_x, e_y,
                               which).mean()
+
+
+def _check_objective(objective: str) -> None:
+    if objective not in ("bjd", "njd"):
+        raise ValueError(f"objective must be 'bjd' or 'njd', got {objective!r}")
+
+
+class _Draws:
+    """The random draws of one batch x0 (B, ...) from `generator` (the global RNG when None), each drawn on the
+    generator's device and moved to the batch's: timesteps (B,), noises shaped like a given tensor, BJD terms (B,)."""
+
+    def __init__(self, x0: Tensor, schedule: NoiseSchedule, generator: torch.Generator | None) -> None:
+        self.b, self.target = x0.shape[0], x0.device
+        self.timesteps, self.generator = schedule.num_timesteps, generator
+        self.device = generator.device if generator is not None else x0.device
+
+    def t(self) -> Tensor:
+        return torch.randint(0, self.timesteps, (self.b,), generator=self.generator, device=self.device).to(self.target)
+
+    def noise(self, ref: Tensor) -> Tensor:
+        return torch.randn(ref.shape, generator=self.generator, device=self.device).to(ref.device, ref.dtype)
+
+    def terms(self) -> Tensor:
+        return torch.randint(0, 3, (self.b,), generator=self.generator, device=self.device).to(self.target)
