@@ -134,19 +134,18 @@ def run_round(
     if state.denoiser is not None:
         groups.append({"params": list(state.denoiser.parameters()), "lr": tc.denoiser_lr or tc.lr})
     opt = torch.optim.Adam(groups, weight_decay=tc.weight_decay)
+    n_current = n - (0 if replay is None else len(replay.images))  # replay rows are the last ones
     distils = spec.distil_generator and replay is not None and state.denoiser is not None
     previous = _frozen_copy(state) if spec.regulariser == "lwf" or distils else None
     teacher_gen_tokens = None
     if distils:  # the received prompt graph's generator tokens of the earlier tasks (P_old, L, D), computed once
         with torch.no_grad():
             teacher_gen_tokens = previous.prompts(emb.subset(slice(0, len(state.pool) - 1))).gen
-    replay_start = n - (0 if replay is None else len(replay.images))  # replay rows are the last ones
 
     steps_per_epoch = max(1, math.ceil(n / tc.batch_size))
     total_steps = steps_per_epoch * tc.epochs
     if tc.max_steps is not None:
         total_steps = min(total_steps, tc.max_steps)
-    n_current = n - (0 if replay is None else len(replay.images))
     fraction = tc.replay_fraction if replay is not None else None
     batches = _batch_indices(n, n_current, tc.batch_size, fraction, total_steps, gen)
     trains_denoiser = state.denoiser is not None and spec.trains_generator
@@ -181,7 +180,7 @@ def run_round(
                 parts["diff"] = float(diff.detach())
                 if teacher_gen_tokens is not None:
                     gd = _generator_distillation(state, den_net, previous, scenario, tokens.gen, teacher_gen_tokens,
-                                                 x, y, all_tasks[idx], idx >= replay_start)
+                                                 x, y, all_tasks[idx], idx >= n_current)
                     loss = loss + gd
                     parts["gdist"] = float(gd.detach())
             if spec.regulariser == "ewc" and state.extras:
@@ -214,7 +213,7 @@ def run_round(
             gd = None
             if teacher_gen_tokens is not None:
                 gd = _generator_distillation(state, den_net, previous, scenario, frozen_gen_tokens,
-                                             teacher_gen_tokens, x, y, all_tasks[idx], idx >= replay_start)
+                                             teacher_gen_tokens, x, y, all_tasks[idx], idx >= n_current)
         loss = diff if gd is None else diff + gd
         _check_finite(loss.detach(), "denoiser", step, task.name)
         # segmentor and prompt graph get no gradient here: Adam leaves them untouched
