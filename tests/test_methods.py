@@ -117,7 +117,7 @@ def test_c2gr_v_trains_and_samples_with_v_prediction(root: Path) -> None:
     sc_x0 = load_scenario(root / "scenarios" / "smoke.yaml", FAST + ["diffusion.prediction_type=sample"])
     assert build_state(sc_x0, "c2gr").schedule.prediction_type == "sample"
     assert build_state(sc_x0, "c2gr-v").schedule.prediction_type == "v_prediction"  # the method overrides
-    for m in ("c2gr-vf", "c2gr-vr", "gr-v"):
+    for m in ("c2gr-vf", "c2gr-vr", "c2gr-vs", "gr-v"):
         assert build_state(sc, m).schedule.prediction_type == "v_prediction"
     assert build_state(sc, "gr").schedule.prediction_type == "epsilon"
 
@@ -267,6 +267,34 @@ def test_remask_method_keeps_the_images_and_resamples_the_masks_given_them(root:
     k = torch.full((3,), desc.num_classes, dtype=torch.int64)
     assert torch.equal(remasked.masks, decode_masks(code, k))
     assert not torch.equal(remasked.masks, joint.masks)
+
+
+def test_segmentor_labelled_method_keeps_the_images_and_takes_the_segmentors_masks(root: Path) -> None:
+    """c2gr-vs draws the same images as c2gr-v (same seed, same BJD generator); its masks are the received
+    segmentor's predictions on those images, as GR's are, and it reports no agreement (nothing to score)."""
+    import torch
+
+    from c2gr_fed.learning.replay import _label_with_segmentor, synthesise_replay
+    from c2gr_fed.learning.state import build_state
+    from c2gr_fed.prompts import TaskDescriptor, embed_pool
+    from c2gr_fed.text import build_text_encoder
+
+    assert METHOD_SPECS["c2gr-vs"].objective == "bjd" and METHOD_SPECS["gr-v"].objective == "njd"
+    sc = load_scenario(root / "scenarios" / "smoke.yaml", ["diffusion.sampling_steps=3", "diffusion.replay_per_task=3"])
+    enc = build_text_encoder(sc.text_encoder)
+    state = build_state(sc, "c2gr-vs")
+    desc = TaskDescriptor.from_task(sc.stream()[0])
+    state.pool.add(desc)
+    cpu = torch.device("cpu")
+    labelled = synthesise_replay(state, sc, enc, seed=5, device=cpu)
+    assert labelled.agreement is None
+    state.method = METHOD_SPECS["c2gr-v"]
+    joint = synthesise_replay(state, sc, enc, seed=5, device=cpu)
+    assert torch.equal(labelled.images, joint.images)
+    state.prompts.eval()
+    with torch.no_grad():
+        seg_tokens = state.prompts(embed_pool(state.pool, enc)).seg[0]
+    assert torch.equal(labelled.masks, _label_with_segmentor(state, labelled.images, seg_tokens, desc.num_classes))
 
 
 def test_generator_distillation_trains_the_denoiser_towards_the_received_one(root: Path) -> None:

@@ -67,6 +67,9 @@ METHOD_SPECS: dict[str, MethodSpec] = {
     "c2gr-vd": MethodSpec("c2gr-vd", "rups", "pairs", "bjd", prediction_type="v_prediction", distil_generator=True,
                           summary="c2gr-v whose denoiser also distils the received denoiser on noised replay "
                                   "(generative distillation; beyond the paper)"),
+    "c2gr-vs": MethodSpec("c2gr-vs", "rups", "images", "bjd", prediction_type="v_prediction",
+                          summary="c2gr-v whose replay masks are the received segmentor's predictions on the "
+                                  "generated images, as in GR (coupled BJD generator, GR labels; beyond the paper)"),
     "finetune": MethodSpec("finetune", "rups", "none", None, summary="FineTune: current task only"),
     "ewc": MethodSpec("ewc", "rups", "none", None, regulariser="ewc", summary="EWC on the segmentor"),
     "lwf": MethodSpec("lwf", "rups", "none", None, regulariser="lwf", summary="LwF: distil the previous segmentor on current images"),

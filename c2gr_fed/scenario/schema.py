@@ -20,6 +20,7 @@ METHODS = (
     "c2gr-vd",
     "c2gr-vf",
     "c2gr-vr",
+    "c2gr-vs",
     "finetune",
     "joint",
     "individual",
