@@ -238,26 +238,36 @@ def test_replay_grid_titles_each_pair_with_its_agreement(tmp_path: Path, monkeyp
     assert titles == ["agree 0.10", "agree 0.25", "agree 0.50", "agree 0.75"]
 
 
+def _replay_beside_c2gr_v(root: Path, method: str) -> tuple:
+    """Replay of `method` for one pooled smoke task (3 pairs, 3 sampling steps, seed 5), then c2gr-v's replay from
+    the same state and seed: (scenario, encoder, state (now c2gr-v), task descriptor, method's replay, c2gr-v's)."""
+    import torch
+
+    from c2gr_fed.learning.replay import synthesise_replay
+    from c2gr_fed.learning.state import build_state
+    from c2gr_fed.prompts import TaskDescriptor
+    from c2gr_fed.text import build_text_encoder
+
+    sc = load_scenario(root / "scenarios" / "smoke.yaml", ["diffusion.sampling_steps=3", "diffusion.replay_per_task=3"])
+    enc = build_text_encoder(sc.text_encoder)
+    state = build_state(sc, method)
+    desc = TaskDescriptor.from_task(sc.stream()[0])
+    state.pool.add(desc)
+    cpu = torch.device("cpu")
+    own = synthesise_replay(state, sc, enc, seed=5, device=cpu)
+    state.method = METHOD_SPECS["c2gr-v"]
+    return sc, enc, state, desc, own, synthesise_replay(state, sc, enc, seed=5, device=cpu)
+
+
 def test_remask_method_keeps_the_images_and_resamples_the_masks_given_them(root: Path) -> None:
     """c2gr-vr draws the same images as c2gr-v (same seed, same generator); its masks are the mask-given-image
     branch's samples on those images (seed + 7919), decoded, not the jointly sampled ones."""
     import torch
 
     from c2gr_fed.diffusion import decode_masks, sample_masks_given_images
-    from c2gr_fed.learning.replay import synthesise_replay
-    from c2gr_fed.learning.state import build_state
-    from c2gr_fed.prompts import TaskDescriptor, embed_pool
-    from c2gr_fed.text import build_text_encoder
+    from c2gr_fed.prompts import embed_pool
 
-    sc = load_scenario(root / "scenarios" / "smoke.yaml", ["diffusion.sampling_steps=3", "diffusion.replay_per_task=3"])
-    enc = build_text_encoder(sc.text_encoder)
-    state = build_state(sc, "c2gr-vr")
-    desc = TaskDescriptor.from_task(sc.stream()[0])
-    state.pool.add(desc)
-    cpu = torch.device("cpu")
-    remasked = synthesise_replay(state, sc, enc, seed=5, device=cpu)
-    state.method = METHOD_SPECS["c2gr-v"]
-    joint = synthesise_replay(state, sc, enc, seed=5, device=cpu)
+    sc, enc, state, desc, remasked, joint = _replay_beside_c2gr_v(root, "c2gr-vr")
     assert torch.equal(remasked.images, joint.images)
     with torch.no_grad():
         ctx = state.prompts(embed_pool(state.pool, enc)).gen[0].expand(3, -1, -1).contiguous()
@@ -274,22 +284,12 @@ def test_segmentor_labelled_method_keeps_the_images_and_takes_the_segmentors_mas
     segmentor's predictions on those images, as GR's are, and it reports no agreement (nothing to score)."""
     import torch
 
-    from c2gr_fed.learning.replay import _label_with_segmentor, synthesise_replay
-    from c2gr_fed.learning.state import build_state
-    from c2gr_fed.prompts import TaskDescriptor, embed_pool
-    from c2gr_fed.text import build_text_encoder
+    from c2gr_fed.learning.replay import _label_with_segmentor
+    from c2gr_fed.prompts import embed_pool
 
     assert METHOD_SPECS["c2gr-vs"].objective == "bjd" and METHOD_SPECS["gr-v"].objective == "njd"
-    sc = load_scenario(root / "scenarios" / "smoke.yaml", ["diffusion.sampling_steps=3", "diffusion.replay_per_task=3"])
-    enc = build_text_encoder(sc.text_encoder)
-    state = build_state(sc, "c2gr-vs")
-    desc = TaskDescriptor.from_task(sc.stream()[0])
-    state.pool.add(desc)
-    cpu = torch.device("cpu")
-    labelled = synthesise_replay(state, sc, enc, seed=5, device=cpu)
+    sc, enc, state, desc, labelled, joint = _replay_beside_c2gr_v(root, "c2gr-vs")
     assert labelled.agreement is None
-    state.method = METHOD_SPECS["c2gr-v"]
-    joint = synthesise_replay(state, sc, enc, seed=5, device=cpu)
     assert torch.equal(labelled.images, joint.images)
     state.prompts.eval()
     with torch.no_grad():
