@@ -18,7 +18,8 @@ class MethodSpec:
     prompt_kind: Literal["rups", "plain"]
     replay: Literal["none", "pairs", "remask", "images"]
     """pairs: C2GR image-mask replay; remask: C2GR images whose masks are re-sampled from the clean generated
-    image with BJD's mask-given-image branch; images: GR (masks from the previous segmentor); none: no replay."""
+    image with BJD's mask-given-image branch; images: masks from the received segmentor's predictions on the
+    generated images (GR; with the BJD objective, c2gr-vs); none: no replay."""
     objective: Literal["bjd", "njd"] | None
     """diffusion objective of the generator, None when the method trains no generator."""
     regulariser: Literal["none", "ewc", "lwf"] = "none"

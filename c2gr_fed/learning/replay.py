@@ -37,7 +37,8 @@ class ReplaySet:
     task_ids: torch.Tensor
     task_names: tuple[str, ...]
     agreement: torch.Tensor | None = None
-    """(M,) float: Dice of each kept mask with the received segmentor's prediction; None for GR."""
+    """(M,) float: Dice of each kept mask with the received segmentor's prediction; None where the masks are that
+    prediction (replay "images": gr, gr-v, c2gr-vs)."""
     candidate_agreement: float | None = None
     """mean agreement over every sampled candidate, before any filtering."""
 
@@ -85,7 +86,7 @@ def synthesise_replay(
     pool = state.pool
     counts = [replay_count(scenario, desc.name, current_train_size) for desc in pool]
     oversample = dc.replay_oversample if state.method.filter_replay else 1
-    scored = state.method.replay != "images"  # GR's masks are the segmentor's own predictions
+    scored = state.method.replay != "images"  # these masks are the received segmentor's own predictions
     emb = embed_pool(pool, encoder)
     emb = emb.to(device)
     state.prompts.eval()
@@ -143,7 +144,8 @@ def generate_task_pairs(
 
     gen_tokens (N, L, D) are the generator's prompt tokens (one row per pair), seg_tokens (L, D) the segmentor's
     for the same task. pairs: the jointly sampled mask code, decoded; remask: a mask re-sampled given the clean
-    generated image (seed + 7919); images (GR): the received segmentor's prediction on the generated image.
+    generated image (seed + 7919); images (gr, gr-v, c2gr-vs): the received segmentor's prediction on the generated
+    image.
     """
     assert state.denoiser is not None and state.schedule is not None
     dc = scenario.diffusion
