@@ -53,6 +53,11 @@ def test_sigkill_during_a_round_then_resume(root: Path, tmp_path: Path) -> None:
                          timeout=600)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     assert f"resuming after round {completed}" in res.stdout
+    info = json.loads((out / "run.json").read_text())
+    assert info["status"] == "complete" and info["sessions"] == 2 and info["resumed_after_round"] == completed
+    kept = [json.loads(l) for l in (out / "rounds.jsonl").read_text().splitlines() if l.strip()][:completed]
+    assert info["wall_s_before_resume"] >= round(sum(r["wall_s"] for r in kept), 1) > 0
+    assert info["wall_s"] > info["wall_s_before_resume"]  # the whole run, not only the resumed session
 
     rounds = [json.loads(l)["round"] for l in (out / "rounds.jsonl").read_text().splitlines() if l.strip()]
     assert rounds == [0, 1, 2]

@@ -26,6 +26,7 @@ from ..errors import C2GRError, RunDirError
 from ..federation.settings import AppSettings, scenario_sha
 from ..runs.checkpoint import atomic_write_text
 from ..runs.layout import RunDir
+from ..runs.timing import checkpointed_rounds, time_before_resume
 from ..scenario import Scenario, dump_scenario, load_scenario
 from .main import data_root_of
 
@@ -146,6 +147,14 @@ def run_command(args: argparse.Namespace, console: Console, verbose: bool) -> in
         info["note"] = ("CPU-scale settings: small images, small models, a short step budget and few replay pairs. They "
                         "exercise the whole federated system, not the paper's numbers; at this budget the generator may "
                         "not learn, so check the replay grids before reading the matrix as what replay keeps.")
+    earlier = 0.0
+    if resuming:
+        done = checkpointed_rounds(run)
+        before = time_before_resume(run, done)
+        earlier = before.seconds
+        info.update(started=before.first_started or info["started"], resumed=info["started"],
+                    resumed_after_round=done, sessions=before.earlier_sessions + 1,
+                    wall_s_before_resume=round(before.seconds, 1), wall_s_before_resume_from=before.source)
     atomic_write_text(run.run_json, json.dumps(info, indent=1))
     console.print(f"run directory: [bold]{run.root}[/]")
     if spec.breaks_locality:
@@ -162,7 +171,7 @@ def run_command(args: argparse.Namespace, console: Console, verbose: bool) -> in
         try:
             launch_simulation(settings, scenario, verbose)
         except BaseException as exc:  # noqa: BLE001 - record the failure, then re-raise a clear error
-            info.update(status="failed", error=str(exc)[-2000:], wall_s=round(time.perf_counter() - t0, 1))
+            info.update(status="failed", error=str(exc)[-2000:], wall_s=round(earlier + time.perf_counter() - t0, 1))
             atomic_write_text(run.run_json, json.dumps(info, indent=1))
             display.stop()
             cause = _c2gr_cause(exc)
@@ -173,7 +182,7 @@ def run_command(args: argparse.Namespace, console: Console, verbose: bool) -> in
             raise C2GRError(f"the run failed: {exc} (state of the last complete round is in {run.checkpoints}; "
                             f"continue with: c2gr-fed run --resume {run.root})") from exc
         display.stop()
-    info.update(status="complete", wall_s=round(time.perf_counter() - t0, 1),
+    info.update(status="complete", wall_s=round(earlier + time.perf_counter() - t0, 1),
                 finished=dt.datetime.now().isoformat(timespec="seconds"))
     atomic_write_text(run.run_json, json.dumps(info, indent=1))
     from ..reporting.report import write_report

@@ -63,7 +63,13 @@ def write_report(root: Path) -> Path:
     if info.get("note"):
         lines += [f"> {info['note']}", ""]
     lines += [f"- command: `{info.get('command', '?')}`", f"- started: {info.get('started', '?')}, status: **{info.get('status', '?')}**",
-              f"- rounds completed: {len(d['rounds'])} of {len(matrix.tasks)}", ""]
+              f"- rounds completed: {len(d['rounds'])} of {len(matrix.tasks)}"]
+    if isinstance(info.get("wall_s"), (int, float)):
+        sessions = info.get("sessions", 1)
+        lines.append(f"- wall time: {info['wall_s'] / 60:.1f} min" + (
+            f" over {sessions} sessions (resumed after round {info.get('resumed_after_round')}; time before the "
+            f"resume from {info.get('wall_s_before_resume_from')})" if sessions > 1 else ""))
+    lines.append("")
     lines += ["## Stream metrics", "", "| Overall | BWT (paper scale) | BWT (classic) | TL | FWT |", "|---|---|---|---|---|",
               f"| {_fmt(s['overall'])} | {_fmt(s['bwt'])} | {_fmt(s['bwt_classic'])} | {_fmt(s['tl'])} | {_fmt(s['fwt'])} |", "",
               "Overall = mean Dice over all tasks after the last round; BWT = mean over earlier tasks of "

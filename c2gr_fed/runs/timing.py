@@ -1,0 +1,74 @@
+"""Wall time of a run that was stopped and resumed: what the earlier sessions had already spent.
+
+A resumed run's `run.json` reports `wall_s` as the whole run's time, not only the last session's, so that a bench
+table does not understate a run for having been interrupted. The earlier time comes from the previous `run.json`
+when that session ended on its own (complete or failed: it recorded its `wall_s`), and otherwise (killed: status
+still "running") from the kept rounds' times in `rounds.jsonl`, which leave out start-up and the part of the round
+that was lost, so it is a lower bound.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .layout import RunDir
+
+
+@dataclass(frozen=True)
+class EarlierTime:
+    seconds: float
+    source: str  # where `seconds` comes from, in words, for run.json
+    first_started: str | None  # the first session's start time, ISO format
+    earlier_sessions: int  # how many sessions ran before this one
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _round_seconds(rounds: Path, first: int, stop: int) -> tuple[float, int]:
+    """Sum of `wall_s` over the rows of rounds.jsonl with first <= round < stop, and how many there were."""
+    total, kept = 0.0, 0
+    if not rounds.exists():
+        return 0.0, 0
+    for line in rounds.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue  # a line cut by the kill
+        if isinstance(row, dict) and first <= row.get("round", stop) < stop:
+            total += float(row.get("wall_s", 0.0))
+            kept += 1
+    return total, kept
+
+
+def checkpointed_rounds(run: RunDir) -> int:
+    """Rounds done according to the latest checkpoint's metadata (0 when there is none)."""
+    meta = _read_json(run.checkpoints / "latest.json") or {}
+    done = meta.get("completed_rounds", 0)
+    return int(done) if isinstance(done, int) else 0
+
+
+def time_before_resume(run: RunDir, completed_rounds: int) -> EarlierTime:
+    """Seconds the sessions before this resume spent on `run`, which has `completed_rounds` checkpointed rounds.
+
+    run.json's own fields carry the history: `wall_s_before_resume` (what the sessions before the last one spent),
+    `resumed_after_round` (the rounds the last session found done) and `sessions`.
+    """
+    prev = _read_json(run.run_json) or {}
+    sessions = int(prev.get("sessions", 1)) if prev else 0
+    started = prev.get("started") if isinstance(prev.get("started"), str) else None
+    if isinstance(prev.get("wall_s"), (int, float)) and prev.get("status") in ("complete", "failed"):
+        return EarlierTime(float(prev["wall_s"]), "run.json of the previous session", started, sessions)
+    before = float(prev.get("wall_s_before_resume", 0.0) or 0.0)
+    seconds, kept = _round_seconds(run.rounds, int(prev.get("resumed_after_round", 0) or 0), completed_rounds)
+    source = (f"rounds.jsonl: the previous session was killed, so its {kept} kept rounds are counted and its "
+              "start-up and unfinished round are not")
+    return EarlierTime(before + seconds, source, started, sessions)
