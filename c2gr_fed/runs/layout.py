@@ -2,7 +2,7 @@
 
     RUN_DIR/
       scenario.yaml            the resolved scenario (overrides applied); its hash identifies the run
-      run.json                 method, command, versions, start time, status
+      run.json                 method, command, versions, start time, status, wall time (all sessions: runs/timing.py)
       transfers.jsonl          tamper-evident log of every message (sizes and hashes only)
       matrix.csv, matrix.json  R[i][j] = Dice on task j after training task i
       rounds.jsonl             per-round metrics returned by departments (numbers only)
