@@ -117,7 +117,7 @@ def test_c2gr_v_trains_and_samples_with_v_prediction(root: Path) -> None:
     sc_x0 = load_scenario(root / "scenarios" / "smoke.yaml", FAST + ["diffusion.prediction_type=sample"])
     assert build_state(sc_x0, "c2gr").schedule.prediction_type == "sample"
     assert build_state(sc_x0, "c2gr-v").schedule.prediction_type == "v_prediction"  # the method overrides
-    for m in ("c2gr-vf", "c2gr-vr", "c2gr-vs", "gr-v"):
+    for m in ("c2gr-vf", "c2gr-vr", "c2gr-vs", "c2gr-vsp", "gr-v"):
         assert build_state(sc, m).schedule.prediction_type == "v_prediction"
     assert build_state(sc, "gr").schedule.prediction_type == "epsilon"
 
@@ -295,6 +295,22 @@ def test_segmentor_labelled_method_keeps_the_images_and_takes_the_segmentors_mas
     with torch.no_grad():
         seg_tokens = state.prompts(embed_pool(state.pool, enc)).seg[0]
     assert torch.equal(labelled.masks, _label_with_segmentor(state, labelled.images, seg_tokens, desc.num_classes))
+
+
+def test_plain_prompt_variant_differs_from_c2gr_vs_in_the_prompts_only(root: Path) -> None:
+    """c2gr-vsp is c2gr-vs (BJD v generator, segmentor-labelled images) with plain per-task prompts: the generator
+    gets its own projection of each task's text embedding instead of RUPS's shared tokens."""
+    import dataclasses
+
+    from c2gr_fed.learning.state import build_state
+    from c2gr_fed.prompts.plain import PlainPrompts
+
+    vs, vsp = METHOD_SPECS["c2gr-vs"], METHOD_SPECS["c2gr-vsp"]
+    differing = {f.name for f in dataclasses.fields(vs) if getattr(vs, f.name) != getattr(vsp, f.name)}
+    assert differing == {"name", "prompt_kind", "summary"} and vsp.prompt_kind == "plain"
+    sc = load_scenario(root / "scenarios" / "smoke.yaml", FAST)
+    assert isinstance(build_state(sc, "c2gr-vsp").prompts, PlainPrompts)
+    assert not isinstance(build_state(sc, "c2gr-vs").prompts, PlainPrompts)
 
 
 def test_generator_distillation_trains_the_denoiser_towards_the_received_one(root: Path) -> None:

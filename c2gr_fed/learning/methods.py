@@ -71,6 +71,10 @@ METHOD_SPECS: dict[str, MethodSpec] = {
     "c2gr-vs": MethodSpec("c2gr-vs", "rups", "images", "bjd", prediction_type="v_prediction",
                           summary="c2gr-v whose replay masks are the received segmentor's predictions on the "
                                   "generated images, as in GR (coupled BJD generator, GR labels; beyond the paper)"),
+    "c2gr-vsp": MethodSpec("c2gr-vsp", "plain", "images", "bjd", prediction_type="v_prediction",
+                           summary="c2gr-vs with c2gr-norups's plain text prompts: each task's own text embedding, "
+                                   "site included, conditions the generator, where RUPS merges tasks whose modality, "
+                                   "region and objective coincide (beyond the paper)"),
     "finetune": MethodSpec("finetune", "rups", "none", None, summary="FineTune: current task only"),
     "ewc": MethodSpec("ewc", "rups", "none", None, regulariser="ewc", summary="EWC on the segmentor"),
     "lwf": MethodSpec("lwf", "rups", "none", None, regulariser="lwf", summary="LwF: distil the previous segmentor on current images"),

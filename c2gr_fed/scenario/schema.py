@@ -21,6 +21,7 @@ METHODS = (
     "c2gr-vf",
     "c2gr-vr",
     "c2gr-vs",
+    "c2gr-vsp",
     "finetune",
     "joint",
     "individual",
