@@ -114,23 +114,14 @@ def test_preview(scenario, tmp_path: Path) -> None:
         assert im.size[0] > 400 and im.size[1] > 400
 
 
-def test_adapt_fine_tunes_a_run_on_real_downstream_folders(scenario, tmp_path: Path) -> None:
+def test_adapt_fine_tunes_a_run_on_real_downstream_folders(scenario, finetuned_smoke_run: Path) -> None:
     """`c2gr-fed adapt` on real folders: a run's final segmentor and scratch, fine-tuned on two real tasks."""
     from c2gr_fed.learning.adaptation import adapt
-    from c2gr_fed.learning.local_stream import run_stream_local
-    from c2gr_fed.runs.checkpoint import Checkpoint, save_checkpoint
-    from c2gr_fed.runs.layout import RunDir
-    from c2gr_fed.scenario import dump_scenario
 
-    smoke = load_scenario(REPO / "scenarios" / "smoke.yaml", ["training.epochs=1", "method=finetune"])
-    matrix, _, state = run_stream_local(smoke, threads=1)
-    run = RunDir(tmp_path / "run").ensure()
-    run.scenario.write_text(dump_scenario(smoke))
-    save_checkpoint(run.checkpoints, Checkpoint(3, state.arrays(), state.pool.to_wire(), matrix.to_json(), 0, "x", {}))
     wanted = {"Prostate-MR", "GlaS-Histology"}
     down = scenario.model_copy(update={"departments": [d for d in scenario.departments
                                                        if {t.name for t in d.tasks} & wanted]})
-    res = adapt([run.root], down, epochs=1, data_root=DATA)
+    res = adapt([finetuned_smoke_run], down, epochs=1, data_root=DATA)
     assert set(res) == {"scratch", "finetune (run)"}
     for per in res.values():
         assert set(per) == wanted and all(0.0 <= v <= 1.0 for v in per.values())
