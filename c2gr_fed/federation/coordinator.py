@@ -275,9 +275,8 @@ class Coordinator:
     def _truncate_rounds(self, completed: int) -> None:
         if not self.run.rounds.exists():
             return
-        lines = [ln for ln in self.run.rounds.read_text().splitlines() if ln.strip()]
-        keep = [ln for ln in lines if json.loads(ln)["round"] < completed]
-        atomic_write_text(self.run.rounds, "".join(ln + "\n" for ln in keep))
+        keep = [row for row in self.run.read_rounds() if row["round"] < completed]
+        atomic_write_text(self.run.rounds, "".join(json.dumps(row) + "\n" for row in keep))
 
     def _rounds_text(self, r: int, task: str, dept: str, metrics: dict[str, float], seconds: float) -> str:
         old = self.run.rounds.read_text() if self.run.rounds.exists() else ""

@@ -27,7 +27,7 @@ def load_run(root: Path) -> dict[str, Any]:
         raise RunDirError(f"{root}: no matrix.json: not a c2gr-fed run directory, or no round has completed yet")
     matrix = TrainTestMatrix.from_json(json.loads(run.matrix_json.read_text()))
     info = json.loads(run.run_json.read_text()) if run.run_json.exists() else {}
-    rounds = [json.loads(l) for l in run.rounds.read_text().splitlines() if l.strip()] if run.rounds.exists() else []
+    rounds = run.read_rounds()
     done = len(rounds)
     summary = stream_metrics(matrix, upto=max(done - 1, 0))
     return {"run": run, "matrix": matrix, "info": info, "rounds": rounds, "summary": summary}

@@ -55,12 +55,23 @@ def save_checkpoint(directory: Path, ck: Checkpoint) -> Path:
     return directory / name
 
 
-def load_checkpoint(directory: Path) -> Checkpoint | None:
+def read_checkpoint_meta(directory: Path) -> dict[str, Any] | None:
+    """latest.json (completed_rounds, array file, pool, matrix, log position...) without loading the arrays;
+    None when there is no checkpoint. Raises ValueError/OSError on an unreadable file."""
     meta_path = directory / "latest.json"
     if not meta_path.exists():
         return None
+    meta = json.loads(meta_path.read_text())
+    if not isinstance(meta, dict):
+        raise ValueError(f"{meta_path} is not a JSON object")
+    return meta
+
+
+def load_checkpoint(directory: Path) -> Checkpoint | None:
     try:
-        meta = json.loads(meta_path.read_text())
+        meta = read_checkpoint_meta(directory)
+        if meta is None:
+            return None
         with np.load(directory / meta["arrays"]) as z:
             arrays: dict[str, dict[str, np.ndarray]] = {}
             for key in z.files:

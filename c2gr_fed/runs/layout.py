@@ -15,8 +15,10 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,21 @@ class RunDir:
     @property
     def progress(self) -> Path:
         return self.root / "progress"
+
+    def read_rounds(self) -> list[dict[str, Any]]:
+        """The rows of rounds.jsonl in file order ([] when there is none); a line that is not a JSON object is
+        skipped (the coordinator writes the file atomically, so only a hand-edited file has one)."""
+        if not self.rounds.exists():
+            return []
+        rows = []
+        for line in self.rounds.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict):
+                rows.append(row)
+        return rows
 
     def department(self, name: str) -> Path:
         return self.root / "departments" / name

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .checkpoint import read_checkpoint_meta
 from .layout import RunDir
 
 
@@ -33,25 +34,12 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _round_seconds(rounds: Path, first: int, stop: int) -> tuple[float, int]:
-    """Sum of `wall_s` over the rows of rounds.jsonl with first <= round < stop, and how many there were."""
-    total, kept = 0.0, 0
-    if not rounds.exists():
-        return 0.0, 0
-    for line in rounds.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue  # a line cut by the kill
-        if isinstance(row, dict) and first <= row.get("round", stop) < stop:
-            total += float(row.get("wall_s", 0.0))
-            kept += 1
-    return total, kept
-
-
 def checkpointed_rounds(run: RunDir) -> int:
-    """Rounds done according to the latest checkpoint's metadata (0 when there is none)."""
-    meta = _read_json(run.checkpoints / "latest.json") or {}
+    """Rounds done according to the latest checkpoint's metadata (0 when there is none or it is unreadable)."""
+    try:
+        meta = read_checkpoint_meta(run.checkpoints) or {}
+    except (OSError, ValueError):
+        return 0
     done = meta.get("completed_rounds", 0)
     return int(done) if isinstance(done, int) else 0
 
@@ -68,7 +56,9 @@ def time_before_resume(run: RunDir, completed_rounds: int) -> EarlierTime:
     if isinstance(prev.get("wall_s"), (int, float)) and prev.get("status") in ("complete", "failed"):
         return EarlierTime(float(prev["wall_s"]), "run.json of the previous session", started, sessions)
     before = float(prev.get("wall_s_before_resume", 0.0) or 0.0)
-    seconds, kept = _round_seconds(run.rounds, int(prev.get("resumed_after_round", 0) or 0), completed_rounds)
+    first = int(prev.get("resumed_after_round", 0) or 0)
+    rows = [r for r in run.read_rounds() if first <= r.get("round", completed_rounds) < completed_rounds]
+    seconds, kept = sum(float(r.get("wall_s", 0.0)) for r in rows), len(rows)
     source = (f"rounds.jsonl: the previous session was killed, so its {kept} kept rounds are counted and its "
               "start-up and unfinished round are not")
     return EarlierTime(before + seconds, source, started, sessions)
