@@ -121,6 +121,48 @@ def _bench_tabulates_gathered_runs(run_root: Path, tmp: Path) -> None:
     assert not (runs / "finetune-seed1").exists()  # nothing was run
     with pytest.raises(C2GRError, match="other settings .*differs in diffusion.sampling_steps"):
         bench_command(argparse.Namespace(**{**vars(args), "tabulate_only": False}), Console(file=io.StringIO()))
+    _bench_tabulates_exported_run(run_root, tmp, args)
+
+
+def _bench_tabulates_exported_run(run_root: Path, tmp: Path, args) -> None:
+    """`c2gr-fed export` copies results without weights; `bench --tabulate-only --runs --run-name` tables the
+    export with the wall time summed from its rounds (an export carries no checkpoints)."""
+    import argparse
+    import io
+
+    from rich.console import Console
+
+    from c2gr_fed.cli.bench_cmd import bench_command
+    from c2gr_fed.errors import C2GRError
+    from c2gr_fed.runs.export import export_results
+
+    exported = tmp / "exported"
+    written = export_results(run_root, exported / "c2gr-tagged-seed0")
+    names = {str(p) for p in written}
+    assert {"scenario.yaml", "summary.json", "matrix.json", "rounds.jsonl", "transfers.jsonl"} <= names
+    assert not any(n.startswith("checkpoints") for n in names) and not (exported / "c2gr-tagged-seed0" / "checkpoints").exists()
+    with pytest.raises(C2GRError, match="not a run directory"):
+        export_results(tmp / "nowhere", exported / "x")
+    from c2gr_fed.cli.main import main
+
+    assert main(["export", str(run_root), str(tmp / "cli-export")]) == 0
+    assert sorted(p.relative_to(tmp / "cli-export") for p in (tmp / "cli-export").rglob("*") if p.is_file()) == sorted(written)
+    assert not (exported / "c2gr-tagged-seed0" / "run.json").exists()  # this run has none (not started by the CLI)
+    buf = io.StringIO()
+    tagged = argparse.Namespace(**{**vars(args), "methods": "c2gr", "seeds": "0", "out": tmp / "from-export" / "t",
+                                   "runs": exported, "run_name": "{method}-tagged-seed{seed}"})
+    assert bench_command(tagged, Console(file=buf, width=200)) == 0
+    row = next(r for r in (tmp / "from-export" / "t.md").read_text().splitlines() if r.startswith("| c2gr "))
+    rounds = [json.loads(line) for line in (exported / "c2gr-tagged-seed0" / "rounds.jsonl").read_text().splitlines()]
+    assert row.split("|")[-3].strip() == f"{sum(r['wall_s'] for r in rounds) / 60:.1f}"
+    md = tmp / "from-export" / "t.md"
+    md.write_text("# My table\n\n" + md.read_text().replace("| c2gr ", "| stale ") + "\nReading: kept.\n")
+    assert bench_command(tagged, Console(file=io.StringIO(), width=200)) == 0  # re-tabulating keeps the notes
+    text = md.read_text()
+    assert text.startswith("# My table\n") and text.endswith("Reading: kept.\n")
+    assert text.count("| method |") == 1 and "| stale " not in text and row in text
+    with pytest.raises(C2GRError, match="must contain both"):
+        bench_command(argparse.Namespace(**{**vars(tagged), "run_name": "{method}"}), Console(file=io.StringIO()))
 
 
 def _leak_extra_array(msg, ctx, call_next):

@@ -4,6 +4,8 @@ Each run is a full `c2gr-fed run` in its own process (its own Ray), so a failure
 `--jobs N` runs N at once (Ray places each run's departments; on a 2-core machine keep N = 1).
 `--tabulate-only` runs nothing: it tabulates the complete runs already in the runs folder (for instance runs of
 several bench commands gathered into one folder) and names every (method, seed) it did not find complete.
+`--runs DIR --run-name PATTERN` point it at another folder and naming, for instance the exported runs committed
+under benchmarks/results (`--run-name '{method}-genx400-seed{seed}'`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,12 @@ from rich.console import Console
 from ..errors import C2GRError
 from ..learning import METHOD_SPECS
 from ..scenario import load_scenario, scenario_differences
+
+
+# Settings that change how fast or how audited a run is, not what it learns: runs that differ from the bench's
+# settings only in these are tabulated (the bench says so) instead of being refused.
+EXECUTION_ONLY = frozenset({"training.threads", "privacy.memorisation_audit", "federation.round_timeout_s",
+                            "federation.retries"})
 
 
 def learnable_params(scenario_path: Path, overrides: list[str], method: str) -> int:
@@ -42,23 +50,31 @@ def bench_command(args: argparse.Namespace, console: Console) -> int:
     seeds = [int(s) for s in str(args.seeds).split(",")]
     sc = load_scenario(args.scenario, args.overrides)  # validate once, before anything runs
     out: Path = args.out or Path("benchmarks/results") / f"bench-{sc.name}"
-    runs_root = out.parent / (out.name + "-runs")
+    runs_root: Path = getattr(args, "runs", None) or out.parent / (out.name + "-runs")
+    run_name = getattr(args, "run_name", None) or "{method}-seed{seed}"
+    if "{method}" not in run_name or "{seed}" not in run_name:
+        raise C2GRError(f"--run-name {run_name!r} must contain both {{method}} and {{seed}}")
     jobs = []
     for m in methods:
         for s in seeds:
-            run_dir = runs_root / f"{m}-seed{s}"
+            run_dir = runs_root / run_name.format(method=m, seed=s)
             cmd = [sys.executable, "-m", "c2gr_fed.cli.main", "run", str(args.scenario), "--method", m,
                    "--set", f"seed={s}", *[a for o in args.overrides for a in ("--set", o)], "--out", str(run_dir)]
             if (run_dir / "checkpoints" / "latest.json").exists():
                 cmd = [sys.executable, "-m", "c2gr_fed.cli.main", "run", "--resume", str(run_dir)]
             jobs.append((m, s, run_dir, cmd))
     tabulate_only = bool(getattr(args, "tabulate_only", False))
-    mismatched = {(m, s): diff for m, s, run_dir, _ in jobs
-                  if (diff := _settings_mismatch(run_dir, args.scenario, args.overrides, m, s))}
+    diffs = {(m, s): _settings_mismatch(run_dir, args.scenario, args.overrides, m, s) for m, s, run_dir, _ in jobs}
+    mismatched = {k: [f for f in d if f not in EXECUTION_ONLY] for k, d in diffs.items()}
+    mismatched = {k: d for k, d in mismatched.items() if d}
+    for (m, s), d in diffs.items():
+        if d and (m, s) not in mismatched:
+            console.print(f"  {m} seed {s}: [yellow]run with other execution settings ({_fields(d)}); same learning "
+                          "settings, so it is tabulated, but its wall time is not comparable[/]")
     if mismatched and not tabulate_only:
         (m, s), diff = next(iter(mismatched.items()))
         raise C2GRError(
-            f"{runs_root / f'{m}-seed{s}'} was run with other settings than this command asks for "
+            f"{runs_root / run_name.format(method=m, seed=s)} was run with other settings than this command asks for "
             f"({_fields(diff)}); resuming or reusing it would mix settings in one table. Give another --out or "
             "remove that run directory")
     console.print(f"bench: {len(methods)} methods x {len(seeds)} seeds = {len(jobs)} runs -> {runs_root}")
@@ -69,7 +85,7 @@ def bench_command(args: argparse.Namespace, console: Console) -> int:
             return m, s, run_dir, 0, "already complete"
         t0 = time.perf_counter()
         run_dir.parent.mkdir(parents=True, exist_ok=True)
-        with open(run_dir.parent / f"{m}-seed{s}.log", "w") as log:
+        with open(run_dir.with_name(run_dir.name + ".log"), "w") as log:
             rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT)
         return m, s, run_dir, rc, f"{time.perf_counter() - t0:.0f} s"
 
@@ -86,7 +102,7 @@ def bench_command(args: argparse.Namespace, console: Console) -> int:
     jobs_to_run = [] if tabulate_only else jobs
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         for m, s, run_dir, rc, note in pool.map(run_one, jobs_to_run):
-            status = "[green]ok[/]" if rc == 0 else f"[red]failed (exit {rc}); see {run_dir.parent / f'{m}-seed{s}.log'}[/]"
+            status = "[green]ok[/]" if rc == 0 else f"[red]failed (exit {rc}); see {run_dir.with_name(run_dir.name + '.log')}[/]"
             console.print(f"  {m} seed {s}: {status} {note}")
             if rc != 0:
                 failed.append((m, s))

@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="output stem (default benchmarks/results/bench-<scenario>)")
     p.add_argument("--tabulate-only", action="store_true",
                    help="run nothing; tabulate the complete runs already in <out>-runs (missing ones are named)")
+    p.add_argument("--runs", type=Path, default=None, metavar="DIR", help="folder of the run directories (default <out>-runs)")
+    p.add_argument("--run-name", default=None, metavar="PATTERN",
+                   help="run directory name inside --runs (default '{method}-seed{seed}')")
 
     p = sub.add_parser("adapt", help="fine-tune runs' final segmentors on unseen downstream tasks (paper Table 2)")
     p.add_argument("runs", nargs="+", type=Path, help="run directories (same model settings)")
@@ -76,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="(re)write report.md of runs and print a Table-1-style comparison")
     p.add_argument("runs", nargs="+", type=Path)
     p.add_argument("--out", type=Path, default=None, help="also write the comparison as markdown + CSV with this stem")
+
+    p = sub.add_parser("export", help="copy a run's results (matrices, summary, report, figures; no weights) to a folder")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.add_argument("dest", type=Path, metavar="DEST")
 
     p = sub.add_parser("audit", help="verify a run's transfer log, wire schema and privacy audits; writes audit.md/.json")
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
@@ -116,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
             from .report_cmd import report_command
 
             return report_command(args, console)
+        if args.command == "export":
+            from .export_cmd import export_command
+
+            return export_command(args, console)
         if args.command == "audit":
             from .audit_cmd import audit_command
 

@@ -30,7 +30,10 @@ def load_run(root: Path) -> dict[str, Any]:
     rounds = run.read_rounds()
     done = len(rounds)
     summary = stream_metrics(matrix, upto=max(done - 1, 0))
-    return {"run": run, "matrix": matrix, "info": info, "rounds": rounds, "summary": summary}
+    saved = json.loads(run.summary.read_text()) if run.summary.exists() else {}
+    breaks = bool(info.get("breaks_data_locality") or saved.get("breaks_data_locality"))  # exports carry no run.json
+    return {"run": run, "matrix": matrix, "info": info, "rounds": rounds, "summary": summary, "breaks_data_locality": breaks,
+            "method": info.get("method") or saved.get("method") or run.root.name}
 
 
 def transfer_totals(run: RunDir) -> dict[str, Any]:
@@ -58,7 +61,7 @@ def write_report(root: Path) -> Path:
     heat = matrix_heatmap(matrix, run.figures / "matrix.png", f"Train-test matrix (Dice): {title}")
     curves = dice_over_rounds(matrix, run.figures / "dice_over_rounds.png", f"Dice per task over rounds: {title}")
     lines = [f"# Run report: {title}", ""]
-    if info.get("breaks_data_locality"):
+    if d["breaks_data_locality"]:
         lines += ["> **Reference bound that breaks data locality**: all tasks' real data were trained in one place.", ""]
     if info.get("note"):
         lines += [f"> {info['note']}", ""]
@@ -153,8 +156,8 @@ def compare_runs(roots: list[Path]) -> tuple[str, list[list[str]]]:
     rows = []
     for d in runs:
         s = d["summary"]
-        label = d["info"].get("method", d["run"].root.name)
-        if d["info"].get("breaks_data_locality"):
+        label = d["method"]
+        if d["breaks_data_locality"]:
             label += " (breaks locality)"
         per = s["per_task_final"]
         rows.append([label, *[_fmt(per.get(t)) for t in tasks], _fmt(s["overall"]), _fmt(s["bwt"]), _fmt(s["tl"])])

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Rebuild the committed benchmark tables from the exported runs under benchmarks/results/*-runs (no training).
+# Usage: benchmarks/retabulate.sh [OUT_DIR]   (default benchmarks/results; give another folder to compare)
+# Each line is the --tabulate-only command of one table; the run directories it reads were written by
+# `c2gr-fed export` (results only, no weights). Wall time = the sum of each run's round times.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT="${1:-benchmarks/results}"
+R=benchmarks/results
+B5=(scenarios/bench-5tasks.yaml --tabulate-only --runs "$R/bench-5tasks-runs")
+c2gr-fed bench "${B5[@]}" --methods c2gr,c2gr-v,c2gr-njd,c2gr-norups,gr,lwf,ewc,finetune,individual,joint --seeds 0,1 \
+  --out "$OUT/bench-5tasks"
+c2gr-fed bench "${B5[@]}" --run-name '{method}-genx400-seed{seed}' \
+  --methods c2gr-v,gr-v,c2gr-vs,c2gr-vsp,c2gr-vr,c2gr-vf,c2gr-vd,c2gr --seeds 0,1,2 \
+  --set training.generator_extra_steps=400 --out "$OUT/bench-5tasks-genx400"
+c2gr-fed bench "${B5[@]}" --run-name '{method}-genx800-seed{seed}' --methods c2gr-v,c2gr-vs --seeds 0 \
+  --set training.generator_extra_steps=800 --out "$OUT/bench-5tasks-genx800"
+c2gr-fed bench "${B5[@]}" --run-name '{method}-genx400-ema0995-seed{seed}' --methods c2gr-v --seeds 0 \
+  --set training.generator_extra_steps=400 --set diffusion.ema=0.995 --out "$OUT/bench-5tasks-genx400-ema0995"
+c2gr-fed bench "${B5[@]}" --run-name '{method}-genx400-gd10-seed{seed}' --methods c2gr-vd --seeds 0 \
+  --set training.generator_extra_steps=400 --set training.generator_distill_weight=10 --out "$OUT/bench-5tasks-genx400-gd10"
+RL=(scenarios/real-7tasks.yaml --tabulate-only --runs "$R/bench-real-7tasks-runs" --set training.threads=1)
+c2gr-fed bench "${RL[@]}" --methods c2gr,finetune,joint,c2gr-njd,c2gr-norups,gr,ewc --seeds 0 --out "$OUT/bench-real-7tasks"
+c2gr-fed bench "${RL[@]}" --run-name '{method}-genx400-seed{seed}' --methods gr-v,c2gr-v,c2gr-vs --seeds 0 \
+  --set training.generator_extra_steps=400 --out "$OUT/bench-real-7tasks-genx400"
+c2gr-fed bench scenarios/20tasks.yaml --tabulate-only --runs "$R/bench-20tasks-runs" --set training.threads=1 \
+  --set privacy.memorisation_audit=false --methods c2gr,finetune,joint,ewc,gr,c2gr-njd,c2gr-norups --seeds 0 \
+  --out "$OUT/bench-20tasks"
