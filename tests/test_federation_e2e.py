@@ -139,7 +139,8 @@ def _bench_tabulates_exported_run(run_root: Path, tmp: Path, args) -> None:
     exported = tmp / "exported"
     written = export_results(run_root, exported / "c2gr-tagged-seed0")
     names = {str(p) for p in written}
-    assert {"scenario.yaml", "summary.json", "matrix.json", "rounds.jsonl", "transfers.jsonl"} <= names
+    assert {"scenario.yaml", "summary.json", "matrix.json", "rounds.jsonl"} <= names and "transfers.jsonl" not in names
+    assert "transfers.jsonl" in {str(p) for p in export_results(run_root, tmp / "with-log", with_transfer_log=True)}
     assert not any(n.startswith("checkpoints") for n in names) and not (exported / "c2gr-tagged-seed0" / "checkpoints").exists()
     with pytest.raises(C2GRError, match="not a run directory"):
         export_results(tmp / "nowhere", exported / "x")

@@ -10,7 +10,7 @@ from ..runs.export import export_results
 
 
 def export_command(args: argparse.Namespace, console: Console) -> int:
-    written = export_results(args.run_dir, args.dest)
+    written = export_results(args.run_dir, args.dest, with_transfer_log=args.with_transfer_log)
     size = sum((args.dest / p).stat().st_size for p in written)
     for p in written:
         console.print(f"  {p}")

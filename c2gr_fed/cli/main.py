@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="copy a run's results (matrices, summary, report, figures; no weights) to a folder")
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     p.add_argument("dest", type=Path, metavar="DEST")
+    p.add_argument("--with-transfer-log", action="store_true", help="also copy transfers.jsonl (sizes and hashes only)")
 
     p = sub.add_parser("audit", help="verify a run's transfer log, wire schema and privacy audits; writes audit.md/.json")
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
