@@ -99,8 +99,8 @@ def _bench_tabulates_gathered_runs(run_root: Path, tmp: Path) -> None:
         return d
 
     runs = tmp / "gathered" / "bench-smoke-runs"
-    for seed in (0, 1):
-        copy_as(f"c2gr-seed{seed}", f"seed={seed}")
+    copy_as("c2gr-seed0", "seed=0")
+    copy_as("c2gr-seed1", "seed=1", "training.threads=3")  # other execution settings only: still tabulated
     summary = copy_as("finetune-seed0", "method=finetune") / "summary.json"
     s = json.loads(summary.read_text())
     summary.write_text(json.dumps({**s, "completed_rounds": 2}))  # an unfinished run must not enter the table
@@ -113,6 +113,7 @@ def _bench_tabulates_gathered_runs(run_root: Path, tmp: Path) -> None:
     printed = buf.getvalue()
     assert "finetune seed 0: no complete run" in printed and "finetune seed 1: no complete run" in printed
     assert "c2gr-njd seed 0:" in printed and "differs in diffusion.sampling_steps" in printed
+    assert "c2gr seed 1: run with other execution settings (differs in training.threads)" in " ".join(printed.split())
     table = (tmp / "gathered" / "bench-smoke.md").read_text().splitlines()
     rows = [r for r in table if r.startswith("| c2gr ")]
     assert len(rows) == 1 and rows[0].rstrip(" |").endswith("2")  # two seeds averaged

@@ -85,7 +85,7 @@ def bench_command(args: argparse.Namespace, console: Console) -> int:
             return m, s, run_dir, 0, "already complete"
         t0 = time.perf_counter()
         run_dir.parent.mkdir(parents=True, exist_ok=True)
-        with open(run_dir.with_name(run_dir.name + ".log"), "w") as log:
+        with open(_log_path(run_dir), "w") as log:
             rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT)
         return m, s, run_dir, rc, f"{time.perf_counter() - t0:.0f} s"
 
@@ -102,7 +102,7 @@ def bench_command(args: argparse.Namespace, console: Console) -> int:
     jobs_to_run = [] if tabulate_only else jobs
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         for m, s, run_dir, rc, note in pool.map(run_one, jobs_to_run):
-            status = "[green]ok[/]" if rc == 0 else f"[red]failed (exit {rc}); see {run_dir.with_name(run_dir.name + '.log')}[/]"
+            status = "[green]ok[/]" if rc == 0 else f"[red]failed (exit {rc}); see {_log_path(run_dir)}[/]"
             console.print(f"  {m} seed {s}: {status} {note}")
             if rc != 0:
                 failed.append((m, s))
@@ -120,6 +120,11 @@ def bench_command(args: argparse.Namespace, console: Console) -> int:
     console.print(out.with_suffix(".md").read_text())
     console.print(f"wrote {out}.md/.csv/.json/.png")
     return 1 if failed and not tabulate_only else 0
+
+
+def _log_path(run_dir: Path) -> Path:
+    """Where a bench run's console output goes: beside its run directory."""
+    return run_dir.with_name(run_dir.name + ".log")
 
 
 def _settings_mismatch(run_dir: Path, scenario: Path, overrides: list[str], method: str, seed: int) -> list[str]:
