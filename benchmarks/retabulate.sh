@@ -11,12 +11,16 @@ B5=(scenarios/bench-5tasks.yaml --tabulate-only --runs "$R/bench-5tasks-runs")
 c2gr-fed bench "${B5[@]}" --methods c2gr,c2gr-v,c2gr-njd,c2gr-norups,gr,lwf,ewc,finetune,individual,joint --seeds 0,1 \
   --out "$OUT/bench-5tasks"
 c2gr-fed bench "${B5[@]}" --run-name '{method}-genx400-seed{seed}' \
-  --methods c2gr-v,gr-v,c2gr-vs,c2gr-vsp,c2gr-vr,c2gr-vf,c2gr-vd,c2gr --seeds 0,1,2 \
+  --methods c2gr-v,gr-v,c2gr-vs,c2gr-vsp,c2gr-vr,c2gr-vf,c2gr-vd,c2gr --seeds 0,1,2,3,4 \
   --set training.generator_extra_steps=400 --out "$OUT/bench-5tasks-genx400"
 c2gr-fed bench "${B5[@]}" --run-name '{method}-genx800-seed{seed}' --methods c2gr-v,c2gr-vs --seeds 0 \
   --set training.generator_extra_steps=800 --out "$OUT/bench-5tasks-genx800"
 c2gr-fed bench "${B5[@]}" --run-name '{method}-genx400-ema0995-seed{seed}' --methods c2gr-v --seeds 0 \
   --set training.generator_extra_steps=400 --set diffusion.ema=0.995 --out "$OUT/bench-5tasks-genx400-ema0995"
+c2gr-fed bench "${B5[@]}" --run-name '{method}-genx400-rfnull-seed{seed}' --methods c2gr-vsp --seeds 0,2 \
+  --set training.generator_extra_steps=400 --set training.replay_fraction=null --out "$OUT/bench-5tasks-genx400-rfnull"
+c2gr-fed bench "${B5[@]}" --run-name '{method}-genx400-rp192-seed{seed}' --methods c2gr-vsp --seeds 0,2 \
+  --set training.generator_extra_steps=400 --set diffusion.replay_per_task=192 --out "$OUT/bench-5tasks-genx400-rp192"
 c2gr-fed bench "${B5[@]}" --run-name '{method}-genx400-gd10-seed{seed}' --methods c2gr-vd --seeds 0 \
   --set training.generator_extra_steps=400 --set training.generator_distill_weight=10 --out "$OUT/bench-5tasks-genx400-gd10"
 RL=(scenarios/real-7tasks.yaml --tabulate-only --runs "$R/bench-real-7tasks-runs" --set training.threads=1)

@@ -114,12 +114,17 @@ def _bench_tabulates_gathered_runs(run_root: Path, tmp: Path) -> None:
     assert "finetune seed 0: no complete run" in printed and "finetune seed 1: no complete run" in printed
     assert "c2gr-njd seed 0:" in printed and "differs in diffusion.sampling_steps" in printed
     assert "c2gr seed 1: run with other execution settings (differs in training.threads)" in " ".join(printed.split())
+    cmd_file = tmp / "gathered" / "bench-smoke.command.txt"
+    cmd_file.write_text("c2gr-fed bench an earlier run command   # its note\n")
     table = (tmp / "gathered" / "bench-smoke.md").read_text().splitlines()
     rows = [r for r in table if r.startswith("| c2gr ")]
     assert len(rows) == 1 and rows[0].rstrip(" |").endswith("2")  # two seeds averaged
     assert "± 0.00" in rows[0]  # the same run twice: zero spread
     assert not any(r.startswith("| finetune") or r.startswith("| c2gr-njd") for r in table)
     assert not (runs / "finetune-seed1").exists()  # nothing was run
+    assert bench_command(args, Console(file=io.StringIO(), width=200)) == 0
+    history = cmd_file.read_text().splitlines()  # a table's earlier commands are kept; this one is added once
+    assert history[0] == "c2gr-fed bench an earlier run command   # its note" and len(history) == 2
     with pytest.raises(C2GRError, match="other settings .*differs in diffusion.sampling_steps"):
         bench_command(argparse.Namespace(**{**vars(args), "tabulate_only": False}), Console(file=io.StringIO()))
     _bench_tabulates_exported_run(run_root, tmp, args)
@@ -163,6 +168,8 @@ def _bench_tabulates_exported_run(run_root: Path, tmp: Path, args) -> None:
     text = md.read_text()
     assert text.startswith("# My table\n") and text.endswith("Reading: kept.\n")
     assert text.count("| method |") == 1 and "| stale " not in text and row in text
+    commands = (tmp / "from-export" / "t.command.txt").read_text().splitlines()
+    assert len(commands) == 1  # the same command twice is recorded once
     with pytest.raises(C2GRError, match="must contain both"):
         bench_command(argparse.Namespace(**{**vars(tagged), "run_name": "{method}"}), Console(file=io.StringIO()))
 

@@ -116,10 +116,19 @@ def bench_command(args: argparse.Namespace, console: Console) -> int:
     params = {m: learnable_params(args.scenario, args.overrides, m) for m in by_method}
     bench_table(by_method, params, out)
     cmdline = "c2gr-fed " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    out.with_name(out.name + ".command.txt").write_text(cmdline + "\n")
+    _record_command(out.with_name(out.name + ".command.txt"), cmdline)
     console.print(out.with_suffix(".md").read_text())
     console.print(f"wrote {out}.md/.csv/.json/.png")
     return 1 if failed and not tabulate_only else 0
+
+
+def _record_command(path: Path, cmdline: str) -> None:
+    """Append this bench command to the table's command file (the runs' commands written before stay), unless it
+    is already the file's last command (re-tabulating with the same command adds nothing)."""
+    lines = path.read_text().splitlines() if path.exists() else []
+    last = next((line.split("   #")[0].strip() for line in reversed(lines) if line.strip()), None)
+    if last != cmdline:
+        path.write_text("".join(f"{line}\n" for line in [*lines, cmdline]))
 
 
 def _log_path(run_dir: Path) -> Path:
