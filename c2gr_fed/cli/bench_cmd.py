@@ -65,8 +65,7 @@ def bench_command(args: argparse.Namespace, console: Console) -> int:
             jobs.append((m, s, run_dir, cmd))
     tabulate_only = bool(getattr(args, "tabulate_only", False))
     diffs = {(m, s): _settings_mismatch(run_dir, args.scenario, args.overrides, m, s) for m, s, run_dir, _ in jobs}
-    mismatched = {k: [f for f in d if f not in EXECUTION_ONLY] for k, d in diffs.items()}
-    mismatched = {k: d for k, d in mismatched.items() if d}
+    mismatched = {k: learning for k, d in diffs.items() if (learning := [f for f in d if f not in EXECUTION_ONLY])}
     for (m, s), d in diffs.items():
         if d and (m, s) not in mismatched:
             console.print(f"  {m} seed {s}: [yellow]run with other execution settings ({_fields(d)}); same learning "

@@ -9,6 +9,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from ..runs.timing import rounds_wall_s
 from .report import load_run
 
 
@@ -29,9 +30,8 @@ def _rounds_wall_s(run: dict[str, Any]) -> float | None:
     """A run's wall time as the sum of its rounds' wall times (replay, training, evaluation; all sessions of a
     resumed run; Ray start-up excluded). Read from rounds.jsonl, so it is the same for a run directory and for
     its exported results (`c2gr-fed export`), which carry no run.json."""
-    walls = [r.get("wall_s") for r in run["rounds"]]
-    ok = [float(w) for w in walls if isinstance(w, (int, float))]
-    return sum(ok) if ok and len(ok) == len(walls) else None
+    total, counted = rounds_wall_s(run["rounds"])
+    return total if counted and counted == len(run["rounds"]) else None
 
 
 def bench_table(runs_by_method: dict[str, list[Path]], params: dict[str, int], out: Path) -> dict[str, Any]:

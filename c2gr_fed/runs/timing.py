@@ -34,6 +34,12 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def rounds_wall_s(rows: list[dict[str, Any]]) -> tuple[float, int]:
+    """Sum of `wall_s` over rows of rounds.jsonl (`RunDir.read_rounds`), and how many rows carried one."""
+    walls = [float(r["wall_s"]) for r in rows if isinstance(r.get("wall_s"), (int, float))]
+    return sum(walls), len(walls)
+
+
 def checkpointed_rounds(run: RunDir) -> int:
     """Rounds done according to the latest checkpoint's metadata (0 when there is none or it is unreadable)."""
     try:
@@ -58,7 +64,8 @@ def time_before_resume(run: RunDir, completed_rounds: int) -> EarlierTime:
     before = float(prev.get("wall_s_before_resume", 0.0) or 0.0)
     first = int(prev.get("resumed_after_round", 0) or 0)
     rows = [r for r in run.read_rounds() if first <= r.get("round", completed_rounds) < completed_rounds]
-    seconds, kept = sum(float(r.get("wall_s", 0.0)) for r in rows), len(rows)
+    seconds, _ = rounds_wall_s(rows)
+    kept = len(rows)
     source = (f"rounds.jsonl: the previous session was killed, so its {kept} kept rounds are counted and its "
               "start-up and unfinished round are not")
     return EarlierTime(before + seconds, source, started, sessions)
