@@ -24,7 +24,7 @@ import torch
 from c2gr_fed.learning.local_stream import run_stream_local
 from c2gr_fed.metrics import stream_metrics
 from c2gr_fed.scenario import Scenario
-from c2gr_fed.scenario.loading import apply_overrides, read_yaml, validate_scenario
+from c2gr_fed.scenario.loading import apply_overrides, generator_settings_for_method, read_yaml, validate_scenario
 
 
 def subset_scenario(path: str | Path, tasks: list[str] | None = None, first: int | None = None,
@@ -35,6 +35,7 @@ def subset_scenario(path: str | Path, tasks: list[str] | None = None, first: int
         raw = apply_overrides(raw, overrides)
     if method:
         raw["method"] = method
+        raw = generator_settings_for_method(raw, [f"method={method}"])
     full = validate_scenario(raw, str(path))
     names = [t.name for t in full.stream()]
     if first is not None:

@@ -10,6 +10,10 @@ Every pair-replay method also scores each pair's agreement with the received seg
 the generated mask and the segmentor's prediction on the generated image): a replay-quality diagnostic in the
 round metrics. A filtering method (`c2gr-vf`, beyond the paper) samples `diffusion.replay_oversample`
 candidates per pair it needs and keeps the most agreeing ones.
+
+With a generator bank (`diffusion.generators: bank`) each earlier task is drawn from its own frozen generator,
+conditioned on the frozen tokens banked with it; otherwise from the one received generator with the prompt
+graph's current generator tokens.
 """
 
 from __future__ import annotations
@@ -81,7 +85,7 @@ def synthesise_replay(
     A filtering method samples `diffusion.replay_oversample` times as many candidates and keeps, per task, the
     pairs whose mask agrees best with the received segmentor.
     """
-    assert state.denoiser is not None and state.schedule is not None
+    assert state.schedule is not None and (state.denoiser is not None or state.bank is not None)
     dc = scenario.diffusion
     pool = state.pool
     counts = [replay_count(scenario, desc.name, current_train_size) for desc in pool]
@@ -98,14 +102,15 @@ def synthesise_replay(
     done = 0
     for t_idx, desc in enumerate(pool):
         n_per = counts[t_idx] * oversample
-        ctx = tokens.gen[t_idx].expand(n_per, -1, -1).contiguous()  # (n, L, D)
+        denoiser, gen_tokens = task_generator(state, desc.name, tokens.gen[t_idx])
+        ctx = gen_tokens.to(device).expand(n_per, -1, -1).contiguous()  # (n, L, D)
 
         def cb(d: int, tot: int, base: int = done) -> None:
             if progress is not None:
                 progress("replay", base + d, total)
 
         x, y = generate_task_pairs(state, scenario, ctx, tokens.seg[t_idx], desc.num_classes,
-                                   seed=seed + 104_729 * (t_idx + 1), progress=cb)
+                                   seed=seed + 104_729 * (t_idx + 1), progress=cb, denoiser=denoiser)
         done += n_per
         if scored:
             agree = case_dice(_label_with_segmentor(state, x, tokens.seg[t_idx], desc.num_classes), y,
@@ -121,6 +126,16 @@ def synthesise_replay(
     return ReplaySet(torch.cat(images), torch.cat(masks), torch.cat(ids), tuple(pool.names),
                      torch.cat(agreements) if scored else None,
                      float(torch.cat(candidates).mean()) if scored else None)
+
+
+def task_generator(state: LearnerState, task: str, pool_tokens: torch.Tensor) -> tuple[torch.nn.Module, torch.Tensor]:
+    """The generator that replays `task` and its conditioning tokens (L, D): the task's banked generator and frozen
+    tokens with a bank, else the state's one generator with the prompt graph's tokens `pool_tokens` (L, D)."""
+    if state.bank is not None:
+        entry = state.bank[task]
+        return entry.denoiser, entry.tokens
+    assert state.denoiser is not None
+    return state.denoiser, pool_tokens
 
 
 def most_agreeing(agreement: torch.Tensor, n_keep: int) -> torch.Tensor:
@@ -139,25 +154,27 @@ def generate_task_pairs(
     num_classes: int,
     seed: int,
     progress: Callable[[int, int], None] | None = None,
+    denoiser: torch.nn.Module | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """N replay pairs of one task as the method makes them: images (N, 3, S, S) in [-1, 1], masks (N, S, S) int64.
 
     gen_tokens (N, L, D) are the generator's prompt tokens (one row per pair), seg_tokens (L, D) the segmentor's
     for the same task. pairs: the jointly sampled mask code, decoded; remask: a mask re-sampled given the clean
     generated image (seed + 7919); images (gr, gr-v, c2gr-vs): the received segmentor's prediction on the generated
-    image.
+    image. denoiser: the generator to draw from (default: the state's one generator).
     """
-    assert state.denoiser is not None and state.schedule is not None
+    denoiser = denoiser if denoiser is not None else state.denoiser
+    assert denoiser is not None and state.schedule is not None
     dc = scenario.diffusion
     x, code = sample_pairs(
-        state.denoiser, gen_tokens, scenario.image_size, scenario.model.max_classes, state.schedule,
+        denoiser, gen_tokens, scenario.image_size, scenario.model.max_classes, state.schedule,
         sampler=dc.sampler, steps=dc.sampling_steps, seed=seed, chunk_size=dc.chunk_size, progress=progress,
     )
     if state.method.replay == "images":
         return x, _label_with_segmentor(state, x, seg_tokens, num_classes)
     if state.method.replay == "remask":
         code = sample_masks_given_images(
-            state.denoiser, x, gen_tokens, scenario.model.max_classes, state.schedule, sampler=dc.sampler,
+            denoiser, x, gen_tokens, scenario.model.max_classes, state.schedule, sampler=dc.sampler,
             steps=dc.sampling_steps, seed=seed + 7_919, chunk_size=dc.chunk_size,
         )
     return x, decode_masks(code, _class_counts(x, num_classes))

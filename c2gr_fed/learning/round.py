@@ -4,6 +4,10 @@
     2. add the current task to the prompt pool and compute its prompt;
     3. train segmentor, denoiser and prompt graph jointly on current data + replay with L_seg + L_BJD.
 
+With `diffusion.generators: bank` (beyond the paper) step 1 draws each earlier task's replay from that task's own
+frozen generator with the prompt tokens it was trained with, step 3 trains a generator for the current task on the
+current real data only (warm-started from a banked one), and the round ends by freezing it into the bank.
+
 Baselines use the same function: a `MethodSpec` says which replay, objective and regulariser apply.
 """
 
@@ -92,7 +96,9 @@ def run_round(
     # -- (1) replay for every earlier task, with the received generator and the earlier prompts ----------
     replay: ReplaySet | None = None
     t_replay = 0.0
-    if spec.replay != "none" and len(state.pool) > 0 and state.denoiser is not None:
+    bank = state.bank
+    has_generator = state.denoiser is not None or (bank is not None and len(bank) > 0)
+    if spec.replay != "none" and len(state.pool) > 0 and has_generator:
         t1 = time.perf_counter()
         replay = synthesise_replay(state, scenario, encoder, seed=seed, device=device, progress=progress,
                                    current_train_size=len(train))
@@ -104,6 +110,10 @@ def run_round(
     emb = embed_pool(state.pool, encoder)
     emb = emb.to(device)
     n_classes_pool = torch.tensor([d.num_classes for d in state.pool], dtype=torch.int64, device=device)
+    warm_source = None
+    if bank is not None:  # the current task's own generator, warm-started from a banked one
+        warm_source = bank.warm_start_source(scenario.diffusion.bank_warm_start, emb.full, emb.names, task.name)
+        state.denoiser = bank.start_generator(warm_source, seed).to(device)
 
     # -- assemble the round's training set: current data (+ replay) (+ other real tasks for `joint`) -----
     images = [train.images]
@@ -135,7 +145,7 @@ def run_round(
         groups.append({"params": list(state.denoiser.parameters()), "lr": tc.denoiser_lr or tc.lr})
     opt = torch.optim.Adam(groups, weight_decay=tc.weight_decay)
     n_current = n - (0 if replay is None else len(replay.images))  # replay rows are the last ones
-    distils = spec.distil_generator and replay is not None and state.denoiser is not None
+    distils = spec.distil_generator and replay is not None and state.denoiser is not None and bank is None
     previous = _frozen_copy(state) if spec.regulariser == "lwf" or distils else None
     teacher_gen_tokens = None
     if distils:  # the received prompt graph's generator tokens of the earlier tasks (P_old, L, D), computed once
@@ -150,7 +160,8 @@ def run_round(
     batches = _batch_indices(n, n_current, tc.batch_size, fraction, total_steps, gen)
     trains_denoiser = state.denoiser is not None and spec.trains_generator
     extra = tc.generator_extra_steps if trains_denoiser else 0
-    ema = Ema(state.denoiser, scenario.diffusion.ema) if trains_denoiser and scenario.diffusion.ema else None
+    dc = scenario.diffusion
+    ema = Ema(state.denoiser, dc.ema, dc.ema_warmup) if trains_denoiser and dc.ema else None
     seg_net, den_net = _prepare_models(state, tc, device)
     if device.type == "cuda":  # page-locked host memory: batch copies overlap with GPU work
         all_images, all_masks = all_images.pin_memory(), all_masks.pin_memory()
@@ -174,8 +185,10 @@ def run_round(
             seg = segmentation_loss(logits.float(), y, kb)
             loss = seg["loss"]
             parts = {"seg": float(seg["loss"].detach())}
-            if trains_denoiser:
-                diff = _diffusion_loss(state, den_net, scenario, tokens.gen[tid], x, y)
+            own = None if bank is None else (idx < n_current).to(device)  # a bank generator learns real data only
+            if trains_denoiser and (own is None or bool(own.any())):
+                gx, gy, gt = (x, y, tokens.gen[tid]) if own is None else (x[own], y[own], tokens.gen[tid[own]])
+                diff = _diffusion_loss(state, den_net, scenario, gt, gx, gy)
                 loss = loss + diff
                 parts["diff"] = float(diff.detach())
                 if teacher_gen_tokens is not None:
@@ -206,7 +219,9 @@ def run_round(
     if extra:
         with torch.no_grad(), autocast(device, tc.precision):
             frozen_gen_tokens = state.prompts(emb).gen  # (P, L, D)
-    for idx in _batch_indices(n, n_current, tc.batch_size, fraction, extra, gen):
+    extra_batches = (_batch_indices(n, n_current, tc.batch_size, fraction, extra, gen) if bank is None
+                     else _batch_indices(n_current, n_current, tc.batch_size, None, extra, gen))  # bank: own data
+    for idx in extra_batches:
         x, y = _batch(all_images, all_masks, idx, tc.augment, gen, device)
         with autocast(device, tc.precision):
             diff = _diffusion_loss(state, den_net, scenario, frozen_gen_tokens[all_tasks[idx].to(device)], x, y)
@@ -228,6 +243,15 @@ def run_round(
 
     if ema is not None:
         ema.copy_to(state.denoiser)  # the generator that travels (and samples next round) is the EMA one
+    if bank is not None and state.denoiser is not None:
+        # freeze the current task's generator with the very tokens its last steps were conditioned on
+        if extra:
+            own_tokens = frozen_gen_tokens[cur_idx]
+        else:
+            with torch.no_grad(), autocast(device, tc.precision):
+                own_tokens = state.prompts(emb).gen[cur_idx]
+        bank.add(task.name, state.denoiser, own_tokens.float())
+        state.denoiser = None
     if spec.regulariser == "ewc":
         update_ewc(state, all_images, all_masks, all_tasks, emb, n_classes_pool, device)
 
@@ -247,9 +271,16 @@ def run_round(
         "time_train_s": t_total - t_replay,
         "time_total_s": t_total,
     }
+    if bank is not None:
+        metrics["generator_bank_size"] = float(len(bank))
+        metrics["generator_warm_started"] = float(warm_source is not None)
     if replay is not None and replay.agreement is not None:
         metrics["replay_agreement"] = float(replay.agreement.mean())
         metrics["replay_agreement_candidates"] = float(replay.candidate_agreement)
+        for t_idx, name in enumerate(replay.task_names):
+            rows = replay.task_ids == t_idx
+            if bool(rows.any()):
+                metrics[f"replay_agreement/{name}"] = float(replay.agreement[rows].mean())
     if device.type == "cuda":
         metrics["peak_gpu_mem_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
     state.to(torch.device("cpu"))
@@ -358,17 +389,29 @@ def _batch_indices(n: int, n_current: int, batch_size: int, replay_fraction: flo
 
 
 class Ema:
-    """Exponential moving average of a module's floating-point parameters and buffers (for sampling)."""
+    """Exponential moving average of a module's floating-point parameters and buffers (for sampling).
 
-    def __init__(self, module: torch.nn.Module, decay: float) -> None:
+    warmup: the n-th update uses decay min(decay, (1 + n) / (10 + n)), so that early in a round the average
+    follows the weights being trained instead of the weights the round started from."""
+
+    def __init__(self, module: torch.nn.Module, decay: float, warmup: bool = False) -> None:
         self.decay = float(decay)
+        self.warmup = warmup
+        self.updates = 0
         self.shadow = {k: v.detach().clone() for k, v in module.state_dict().items() if v.is_floating_point()}
+
+    def current_decay(self) -> float:
+        if not self.warmup:
+            return self.decay
+        return min(self.decay, (1.0 + self.updates) / (10.0 + self.updates))
 
     @torch.no_grad()
     def update(self, module: torch.nn.Module) -> None:
+        decay = self.current_decay()
+        self.updates += 1
         for k, v in module.state_dict().items():
             if k in self.shadow:
-                self.shadow[k].lerp_(v.detach(), 1.0 - self.decay)
+                self.shadow[k].lerp_(v.detach(), 1.0 - decay)
 
     @torch.no_grad()
     def copy_to(self, module: torch.nn.Module) -> None:

@@ -17,6 +17,7 @@ from ..models import JointDenoiser, PromptedSegmentor
 from ..prompts import PromptPool, build_prompt_module
 from ..scenario import Scenario
 from ..text import build_text_encoder
+from .generator_bank import GeneratorBank
 from .methods import MethodSpec, method_spec
 
 ArraySchema = dict[str, dict[str, tuple[tuple[int, ...], str]]]
@@ -35,6 +36,9 @@ class LearnerState:
     schedule: NoiseSchedule | None = None
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
     """Method-specific tensors that travel too (EWC anchors and Fisher diagonals), keyed by name."""
+    bank: GeneratorBank | None = None
+    """diffusion.generators: bank: the frozen generator of every learned task (then `denoiser` is None between
+    rounds: the round trains the current task's generator and banks it)."""
 
     def modules(self) -> dict[str, nn.Module]:
         out: dict[str, nn.Module] = {"segmentor": self.segmentor, "prompts": self.prompts}
@@ -47,6 +51,8 @@ class LearnerState:
             m.to(device)
         if self.schedule is not None:
             self.schedule.to(device)
+        if self.bank is not None:
+            self.bank.to(device)
         return self
 
     # ---- wire form (plain numpy; the federation package wraps these into ArrayRecords) ----
@@ -56,6 +62,8 @@ class LearnerState:
                for name, m in self.modules().items()}
         if self.extras:
             out["extras"] = {k: v.detach().cpu().contiguous().numpy() for k, v in self.extras.items()}
+        if self.bank is not None and len(self.bank):
+            out["bank"] = self.bank.arrays()
         return out
 
     def load_arrays(self, arrays: dict[str, dict[str, np.ndarray]]) -> None:
@@ -65,6 +73,11 @@ class LearnerState:
             sd = {k: torch.from_numpy(np.array(v, copy=True)) for k, v in arrays[name].items()}
             module.load_state_dict(sd, strict=True)
         self.extras = {k: torch.from_numpy(np.array(v, copy=True)) for k, v in arrays.get("extras", {}).items()}
+        if "bank" in arrays and self.bank is None:
+            raise KeyError("received a generator bank, but this scenario keeps a single generator "
+                           "(diffusion.generators: single)")
+        if self.bank is not None:
+            self.bank.load_arrays(arrays.get("bank", {}))
 
 
 def text_dim(scenario: Scenario) -> int:
@@ -78,11 +91,21 @@ def build_state(scenario: Scenario, method: str | None = None) -> LearnerState:
     pc = scenario.model.prompt
     prompts = build_prompt_module(spec.prompt_kind, text_dim(scenario), pc)
     segmentor = PromptedSegmentor(scenario.model.segmentor, scenario.model.max_classes, pc.token_dim)
-    denoiser = schedule = None
+    denoiser = schedule = bank = None
     if spec.trains_generator:
-        denoiser = JointDenoiser(scenario.model.denoiser, scenario.model.max_classes, pc.token_dim)
+        make = _denoiser_factory(scenario)
+        if scenario.diffusion.generators == "bank":
+            bank = GeneratorBank(make)
+        else:
+            denoiser = make()
         schedule = NoiseSchedule(scenario.diffusion, prediction_type=spec.prediction_type)
-    return LearnerState(spec, segmentor, prompts, PromptPool(), denoiser, schedule)
+    return LearnerState(spec, segmentor, prompts, PromptPool(), denoiser, schedule, bank=bank)
+
+
+def _denoiser_factory(scenario: Scenario):
+    """() -> a fresh JointDenoiser of the scenario's shape (initialised from the current torch RNG)."""
+    cfg, k, d = scenario.model.denoiser, scenario.model.max_classes, scenario.model.prompt.token_dim
+    return lambda: JointDenoiser(cfg, k, d)
 
 
 def wire_schema(scenario: Scenario, method: str | None = None) -> ArraySchema:
@@ -93,4 +116,7 @@ def wire_schema(scenario: Scenario, method: str | None = None) -> ArraySchema:
         seg = schema["segmentor"]
         params = dict(state.segmentor.named_parameters())
         schema["extras"] = {f"{kind}.{n}": seg[n] for n in params for kind in ("fisher", "anchor")}
+    if state.bank is not None:
+        pc = scenario.model.prompt
+        schema["bank"] = state.bank.declared_arrays([t.name for t in scenario.stream()], (pc.tokens, pc.token_dim))
     return schema

@@ -252,13 +252,18 @@ def audit_generator(state, scenario, task, train, heldout, samples: int, seed: i
     """Synthesise `samples` pairs for `task` with the state's generator (its generator prompt tokens from the
     pool, as replay does) and measure memorisation against the department's own train / held-out cases.
 
-    state: LearnerState; train, heldout: TaskData. Returns aggregates only; {} when there is no generator or
-    the task is not in the pool."""
+    With a generator bank, the audited generator is the task's own (trained on exactly this department's data for
+    this task) with its frozen tokens. state: LearnerState; train, heldout: TaskData. Returns aggregates only; {}
+    when there is no generator or the task is not in the pool."""
     from ..diffusion import decode_masks, encode_masks, sample_pairs
     from ..prompts import embed_pool
     from ..text import build_text_encoder
 
-    if state.denoiser is None or state.schedule is None or task.name not in state.pool:
+    from ..learning.replay import task_generator
+
+    if state.schedule is None or task.name not in state.pool:
+        return {}
+    if state.denoiser is None and (state.bank is None or task.name not in state.bank):
         return {}
     K = scenario.model.max_classes
     dc = scenario.diffusion
@@ -269,9 +274,10 @@ def audit_generator(state, scenario, task, train, heldout, samples: int, seed: i
     with torch.no_grad():
         tokens = state.prompts(emb)
     state.prompts.train()
-    ctx = tokens.gen[idx].expand(samples, -1, -1).contiguous()
+    denoiser, gen_tokens = task_generator(state, task.name, tokens.gen[idx])
+    ctx = gen_tokens.expand(samples, -1, -1).contiguous()
     pc = scenario.privacy  # its own sampler: the calibration found DDIM-10 blind to an over-fitted generator
-    x, code = sample_pairs(state.denoiser, ctx, scenario.image_size, K, state.schedule, sampler=pc.sampler,
+    x, code = sample_pairs(denoiser, ctx, scenario.image_size, K, state.schedule, sampler=pc.sampler,
                            steps=min(pc.sampling_steps, state.schedule.num_timesteps), seed=seed,
                            chunk_size=dc.chunk_size)
     kb = torch.full((samples,), len(task.classes), dtype=torch.int64)

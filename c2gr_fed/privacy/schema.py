@@ -21,7 +21,11 @@ ROUND_METRIC_KEYS = (
     "peak_gpu_mem_mb",
     # mean Dice of the replay masks with the received segmentor's predictions (kept pairs; every candidate)
     "replay_agreement", "replay_agreement_candidates",
+    # diffusion.generators: bank: generators banked after the round; whether this one started from a banked one
+    "generator_bank_size", "generator_warm_started",
 )
+PER_TASK_ROUND_METRICS = ("replay_agreement",)
+"""Round metrics also reported per earlier task, as "NAME/TASK" for a task of the stream."""
 MEMORISATION_METRIC_KEYS = (
     # generator memorisation (c2gr_fed.privacy.memorisation): pixel space = image, mask code and the pair
     "samples", "train_cases", "heldout_cases", "nn_ratio_fraction", "nn_ratio_threshold",
@@ -57,7 +61,9 @@ class WireSchema:
     task_names: list[str]
     department_tasks: dict[str, list[str]]
     max_classes: int
-    optional_arrays: set[str] = field(default_factory=lambda: {"extras"})
+    optional_arrays: set[str] = field(default_factory=lambda: {"extras", "bank"})
+    """Records a state message may carry or not, and carry in part: EWC's extras; the generator bank, which
+    holds only the tasks learned so far (every array present is still checked against its declaration)."""
     pool_values: dict[str, set[str]] | None = None
     """Pool column -> the only strings it may hold (the scenario's task descriptors). None: alphabet + length only.
     With it, no free text crosses the wire: every string is one the scenario already declares."""
@@ -97,7 +103,7 @@ class WireSchema:
 
     def metric_keys(self, record: str, department: str | None) -> set[str] | None:
         if record == "round_metrics":
-            return set(ROUND_METRIC_KEYS)
+            return set(ROUND_METRIC_KEYS) | {f"{m}/{t}" for m in PER_TASK_ROUND_METRICS for t in self.task_names}
         if record == "memorisation":
             return set(MEMORISATION_METRIC_KEYS)
         if record == "dice":

@@ -227,12 +227,28 @@ def validate_scenario(raw: dict[str, Any], source: str = "<scenario>") -> Scenar
         raise _explain(err, raw, source) from None
 
 
+def generator_settings_for_method(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """A method chosen by override (`run --method`, `bench --methods`) that trains no generator runs with
+    `diffusion.generators: single`: a scenario tuned for a generator bank can still run the baselines that need
+    none. The resolved scenario records it; a scenario file that itself pairs such a method with a bank is
+    refused by validation."""
+    from .schema import NO_GENERATOR_METHODS
+
+    chosen = [parse_override(o)[1] for o in overrides if parse_override(o)[0] == ["method"]]
+    diffusion = raw.get("diffusion")
+    if chosen and chosen[-1] in NO_GENERATOR_METHODS and isinstance(diffusion, dict) and \
+            diffusion.get("generators") == "bank":
+        raw = {**raw, "diffusion": {**diffusion, "generators": "single"}}
+    return raw
+
+
 def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
     """Read, override and validate a scenario. Overrides go through exactly the same validation."""
     path = Path(path)
     raw = read_yaml(path)
     if overrides:
         raw = apply_overrides(raw, overrides)
+        raw = generator_settings_for_method(raw, overrides)
     source = str(path) + (f" (with --set {' '.join(overrides)})" if overrides else "")
     return validate_scenario(raw, source)
 

@@ -32,6 +32,9 @@ METHODS = (
 )
 """Every learning method the simulator knows. `joint` breaks data locality and is a reference bound only."""
 
+NO_GENERATOR_METHODS = ("finetune", "joint", "individual", "ewc", "lwf")
+"""Methods that train no generator: the diffusion section's generator settings do not apply to them."""
+
 PHANTOM_GENERATORS = (
     "fundus",
     "cardiac_mr",
@@ -294,6 +297,23 @@ class DiffusionConfig(StrictModel):
         description="what the denoiser predicts: epsilon (the paper's), v_prediction (Salimans & Ho 2022) or sample "
         "(x0); the same loss terms, each scored against that target",
     )
+    ema_warmup: bool = Field(
+        False,
+        description="with ema: the decay ramps up as min(ema, (1 + n) / (10 + n)) over the round's n updates, so the "
+        "sampling weights follow a warm-started or fresh generator instead of staying near its starting point",
+    )
+    generators: Literal["single", "bank"] = Field(
+        "single",
+        description="single: one prompt-conditioned generator for every task, retrained each round on current data "
+        "+ its own replay (the paper); bank: each department trains its own task's generator on its own real data, "
+        "which is then frozen with its prompt tokens and travels with the models; replay of a task always comes "
+        "from its own generator",
+    )
+    bank_warm_start: Literal["nearest", "previous", "none"] = Field(
+        "nearest",
+        description="bank only: a new task's generator starts from a copy of the banked generator whose task prompt "
+        "text is nearest (nearest), the last banked one (previous), or a fresh initialisation (none)",
+    )
 
 
 class FederationConfig(StrictModel):
@@ -376,6 +396,21 @@ class Scenario(StrictModel):
             missing = [t for t in seen_tasks if t not in self.order]
             if missing:
                 raise ValueError(f"order leaves out tasks {missing}: list every task once")
+        dc = self.diffusion
+        if dc.generators == "bank" and self.method in NO_GENERATOR_METHODS:
+            raise ValueError(f"diffusion.generators is 'bank' but method {self.method!r} trains no generator: "
+                             "use diffusion.generators: single, or a method that replays (c2gr, gr, ...)")
+        if dc.generators == "bank" and self.method == "c2gr-vd":
+            raise ValueError("diffusion.generators is 'bank' but method 'c2gr-vd' distils the received single "
+                             "generator, which a bank does not have: use diffusion.generators: single")
+        if dc.ema_warmup and dc.ema is None:
+            raise ValueError("diffusion.ema_warmup is true but diffusion.ema is not set: give diffusion.ema "
+                             "(e.g. 0.995) or drop ema_warmup")
+        tc = self.training
+        if self.method not in NO_GENERATOR_METHODS and tc.epochs == 0 and tc.generator_extra_steps == 0:
+            raise ValueError(f"method {self.method!r} replays from a generator, but training.epochs is 0 and "
+                             "training.generator_extra_steps is 0: the generator would never train; give either "
+                             "a positive value")
         return self
 
     # ---- convenience views (derived, never stored) ----
