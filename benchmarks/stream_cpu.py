@@ -73,6 +73,7 @@ def run(scenario: Scenario, threads: int | None = None) -> dict:
     for r in rounds:
         per_round.append({k: r[k] for k in ("round", "task", "wall_s", "time_replay_s", "time_train_s",
                                              "steps", "replay_samples", "loss_seg", "loss_diffusion")})
+        per_round[-1].update({k: v for k, v in r.items() if k.startswith("replay_agreement")})
         per_round[-1]["time_eval_s"] = r["wall_s"] - r["time_total_s"]
     m = stream_metrics(matrix)
     return {

@@ -171,3 +171,42 @@ def test_a_baseline_chosen_on_the_command_line_runs_without_the_bank() -> None:
     sc = load_scenario(SMOKE, ["diffusion.generators=bank", "method=finetune"])
     assert sc.method == "finetune" and sc.diffusion.generators == "single"
     assert load_scenario(SMOKE, ["diffusion.generators=bank", "method=gr"]).diffusion.generators == "bank"
+
+
+@pytest.mark.slow
+def test_a_bank_run_through_flower_travels_declared_and_passes_the_audit(tmp_path: Path, capsys) -> None:
+    """smoke.yaml with a bank through Flower + Ray: the train replies carry one more banked generator per round,
+    every message passes the guard, and each banked generator is audited by the department that holds its task."""
+    import json
+    from dataclasses import replace
+
+    from departments.client_app import make_client_app
+    from server.server_app import make_server_app
+
+    from c2gr_fed.cli.main import main as cli_main
+    from c2gr_fed.federation.settings import AppSettings
+    from c2gr_fed.federation.simulation import launch
+    from c2gr_fed.runs.layout import RunDir
+    from c2gr_fed.scenario import dump_scenario
+
+    sc = load_scenario(SMOKE, BANK + ["privacy.memorisation_audit=true", "privacy.samples=8"])
+    run = RunDir(tmp_path / "run").ensure()
+    run.scenario.write_text(dump_scenario(sc))
+    settings = AppSettings(scenario_path=str(run.scenario), run_dir=str(run.root))
+    launch(make_server_app(settings), make_client_app(replace(settings, events=None)), sc)
+    tasks = [t.name for t in sc.stream()]
+    banked = []
+    for line in (run.root / "transfers.jsonl").read_text().splitlines():
+        e = json.loads(line)
+        assert not e.get("violations"), e
+        if e["message_type"] == "train" and e["direction"] == "department->coordinator":
+            assert "denoiser" not in e["records"]
+            names = sorted({a[0].split("/")[0] for a in e["records"]["bank"]["arrays"]})
+            banked.append(names)
+    assert banked == [sorted(tasks[: i + 1]) for i in range(len(tasks))]
+    mem = json.loads((run.root / "memorisation.json").read_text())
+    assert set(mem["tasks"]) == set(tasks)
+    for task, m in mem["tasks"].items():
+        assert m["department"] == sc.department_of(task) and m["samples"] == 8.0
+    capsys.readouterr()
+    assert cli_main(["audit", str(run.root)]) == 0, capsys.readouterr().out

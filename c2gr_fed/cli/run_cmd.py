@@ -127,6 +127,7 @@ def run_command(args: argparse.Namespace, console: Console, verbose: bool) -> in
     scenario, run, resuming = resolve_run(args)
     from ..data.loading import check_task_source
     from ..learning import method_spec
+    from ..scenario.departures import departures_from_paper
 
     spec = method_spec(scenario.method)
     with console.status("checking every department's data source"):
@@ -143,10 +144,7 @@ def run_command(args: argparse.Namespace, console: Console, verbose: bool) -> in
         "python": platform.python_version(), "platform": platform.platform(),
         "breaks_data_locality": spec.breaks_locality, "method_summary": spec.summary,
     }
-    if scenario.image_size <= 64:
-        info["note"] = ("CPU-scale settings: small images, small models, a short step budget and few replay pairs. They "
-                        "exercise the whole federated system, not the paper's numbers; at this budget the generator may "
-                        "not learn, so check the replay grids before reading the matrix as what replay keeps.")
+    info["departures_from_paper"] = departures_from_paper(scenario)
     earlier = 0.0
     if resuming:
         done = checkpointed_rounds(run)

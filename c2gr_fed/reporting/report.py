@@ -63,8 +63,11 @@ def write_report(root: Path) -> Path:
     lines = [f"# Run report: {title}", ""]
     if d["breaks_data_locality"]:
         lines += ["> **Reference bound that breaks data locality**: all tasks' real data were trained in one place.", ""]
-    if info.get("note"):
+    if info.get("note"):  # runs made before the departures were listed
         lines += [f"> {info['note']}", ""]
+    if "departures_from_paper" in info:
+        dep = info["departures_from_paper"]
+        lines += ["- settings: " + ("departs from the paper in " + "; ".join(dep) + "." if dep else "the paper's."), ""]
     lines += [f"- command: `{info.get('command', '?')}`", f"- started: {info.get('started', '?')}, status: **{info.get('status', '?')}**",
               f"- rounds completed: {len(d['rounds'])} of {len(matrix.tasks)}"]
     if isinstance(info.get("wall_s"), (int, float)):
@@ -81,9 +84,13 @@ def write_report(root: Path) -> Path:
     if s["missing"]:
         lines += [f"**Missing entries** ({len(s['missing'])}): evaluations that failed are recorded as missing, not zero: "
                   + ", ".join(f"{m['after']}->{m['on']}" for m in s["missing"][:20]), ""]
-    lines += ["## Dice per task after the last round", "", "| task | Dice |", "|---|---|"]
-    lines += [f"| {k} | {_fmt(v)} |" for k, v in s["per_task_final"].items()]
+    lines += _retention_lines(matrix, d["rounds"])
     lines += ["", f"![train-test matrix](figures/{heat.name})", "", f"![Dice over rounds](figures/{curves.name})", ""]
+    grids = sorted(run.root.glob("departments/*/replay_round_*.png"), key=lambda g: (g.stem, g.parent.name))
+    if grids:
+        lines += ["## Replay in the last round", "", "What the last department trained on for every earlier task (kept "
+                  "in its own folder, never sent). With pair replay each overlay is titled with its agreement with "
+                  "the received segmentor.", "", f"![last replay grid]({grids[-1].relative_to(run.root)})", ""]
     if d["rounds"]:
         lines += ["## Rounds", "", "| round | task | department | train samples | replay samples | steps | replay s | train s | wall s |",
                   "|---|---|---|---|---|---|---|---|---|"]
@@ -103,11 +110,10 @@ def write_report(root: Path) -> Path:
                   "embeddings vs the relation-aware prompts the RUPS graph learned.", "", f"![prompt similarity](figures/{fig7.name})", ""]
     except Exception as exc:  # noqa: BLE001 - a figure must not stop the report
         lines += [f"(prompt-relation figure not drawn: {exc})", ""]
-    grids = sorted(run.root.glob("departments/*/replay_round_*.png"), key=lambda g: (g.stem, g.parent.name))
     if grids:
-        lines += ["## Replay pairs (kept in each department's own folder, never sent)", ""]
+        lines += ["## Replay grids of every round (kept in each department's own folder, never sent)", ""]
         lines += [f"- [{g.parent.name} round {g.stem.rsplit('_', 1)[-1]}]({g.relative_to(run.root)})" for g in grids]
-        lines += ["", f"![last replay grid]({grids[-1].relative_to(run.root)})", ""]
+        lines += [""]
     lines += _memorisation_lines(run.root)
     t = transfer_totals(run)
     lines += ["## What crossed the wire", "", f"{t['messages']} messages logged in `transfers.jsonl` (hash-chained); "
@@ -116,6 +122,29 @@ def write_report(root: Path) -> Path:
     lines += ["", "Run `c2gr-fed audit " + str(run.root) + "` for the full privacy audit.", ""]
     run.report.write_text("\n".join(lines))
     return run.report
+
+
+def _retention_lines(matrix: TrainTestMatrix, rounds: list[dict[str, Any]]) -> list[str]:
+    """Per task: Dice when learned, Dice after the last completed round, the share kept, and the last round's
+    replay agreement for that task (when the run's replay reports it)."""
+    done = len(rounds) if rounds else len(matrix.tasks)
+    if done == 0:
+        return []
+    T = done - 1
+    R = matrix.values
+    last = rounds[-1] if rounds else {}
+    lines = ["## Retention per task", "", f"Dice (x100) when each task was learned and after round {T + 1}; kept = "
+             "the ratio (the paper's BWT averages it over the earlier tasks); replay agreement = mean Dice of the last "
+             "round's replay masks with the received segmentor's predictions on the replay images.", "",
+             "| task | Dice when learned | Dice now | kept % | replay agreement (last round) |", "|---|---|---|---|---|"]
+    for j in range(T + 1):
+        name = matrix.tasks[j]
+        learned, now = R[j][j], R[T][j]
+        kept = now / learned * 100.0 if learned and not (math.isnan(now) or math.isnan(learned)) else float("nan")
+        agree = last.get(f"replay_agreement/{name}") if j < T else None
+        lines.append(f"| {name} | {_fmt(100 * learned, 1)} | {_fmt(100 * now, 1)} | "
+                     f"{_fmt(kept, 0) if j < T else 'current'} | {_fmt(agree) if agree is not None else '-'} |")
+    return lines
 
 
 def _memorisation_lines(root: Path) -> list[str]:

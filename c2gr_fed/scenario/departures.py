@@ -1,0 +1,47 @@
+"""Which settings of a scenario depart from the paper's recipe (C2GR section 4.2): one line for every report.
+
+Only settings that change what is learned are listed (how the generator is parameterised, kept and trained, how
+much replay there is, the scale); execution settings (threads, device, chunking) are not.
+"""
+
+from __future__ import annotations
+
+from .schema import NO_GENERATOR_METHODS, Scenario
+
+PAPER_IMAGE_SIZE = 256
+PAPER_SAMPLER = ("ddpm", 200)
+
+
+def departures_from_paper(scenario: Scenario) -> list[str]:
+    """Short phrases, one per departing setting, each naming its field; [] for the paper's own settings."""
+    out: list[str] = []
+    dc, tc = scenario.diffusion, scenario.training
+    if scenario.method not in NO_GENERATOR_METHODS:
+        if dc.generators == "bank":
+            out.append(f"a frozen generator per task (diffusion.generators: bank, warm start "
+                       f"{dc.bank_warm_start}) instead of one shared generator")
+        if dc.prediction_type != "epsilon":
+            out.append(f"the generator predicts {dc.prediction_type} (diffusion.prediction_type), not the noise")
+        if dc.ema is not None:
+            out.append(f"EMA {dc.ema} of the generator weights samples replay (diffusion.ema"
+                       + (", with warm-up)" if dc.ema_warmup else ")"))
+        if tc.generator_extra_steps:
+            out.append(f"{tc.generator_extra_steps} generator-only steps per round after the joint ones "
+                       "(training.generator_extra_steps)")
+        if dc.replay_per_task != "train_size":
+            out.append(f"{dc.replay_per_task} replay pairs per earlier task (diffusion.replay_per_task), not its "
+                       "training-set size")
+        if (dc.sampler, dc.sampling_steps) != PAPER_SAMPLER:
+            out.append(f"{dc.sampler}-{dc.sampling_steps} sampling (diffusion.sampler), not DDPM-200")
+    if tc.replay_fraction is not None and scenario.method not in NO_GENERATOR_METHODS:
+        out.append(f"batches {tc.replay_fraction:.0%} replay (training.replay_fraction)")
+    if scenario.image_size != PAPER_IMAGE_SIZE or tc.max_steps is not None:
+        steps = f", {tc.max_steps} joint steps per round (training.max_steps)" if tc.max_steps is not None else ""
+        out.append(f"CPU scale: {scenario.image_size}x{scenario.image_size} images, small models{steps}")
+    return out
+
+
+def departures_line(scenario: Scenario) -> str:
+    """'Departs from the paper in: ...' or 'The paper's settings.'"""
+    parts = departures_from_paper(scenario)
+    return "Departs from the paper in: " + "; ".join(parts) + "." if parts else "The paper's settings."
