@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="validate a scenario and print its stream")
     _add_scenario_args(p)
     p.add_argument("--no-data-check", action="store_true", help="skip checking that every task's data is there")
+    p.add_argument("--quick", action="store_true",
+                   help="open only a sample of each task's files (first, last, one of each file type) instead of all")
 
     p = sub.add_parser("preview", help="write a PNG grid of image/mask overlays per task")
     _add_scenario_args(p)

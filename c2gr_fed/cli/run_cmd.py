@@ -125,13 +125,13 @@ class Display:
 
 def run_command(args: argparse.Namespace, console: Console, verbose: bool) -> int:
     scenario, run, resuming = resolve_run(args)
-    from ..data.loading import check_task_source
+    from ..data.file_check import open_task_files
     from ..learning import method_spec
 
     spec = method_spec(scenario.method)
-    with console.status("checking every department's data source"):
+    with console.status("checking every department's data source (opening a sample of its files)"):
         for task in scenario.stream():
-            check_task_source(scenario, task, data_root_of(args))
+            open_task_files(scenario, task, data_root_of(args), quick=True)
     run.ensure()
     if not resuming:
         atomic_write_text(run.scenario, dump_scenario(scenario))
