@@ -11,6 +11,7 @@
       figures/                 matrix heatmap, Dice over rounds, replay grids
       departments/NAME/        each department's private outputs (replay grids, memorisation plots)
       report.md                ties it together
+      run.log                  Flower's and Ray's log records, tracebacks of failures (the terminal shows one line)
 """
 
 from __future__ import annotations
@@ -64,6 +65,10 @@ class RunDir:
     @property
     def report(self) -> Path:
         return self.root / "report.md"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "run.log"
 
     @property
     def progress(self) -> Path:
