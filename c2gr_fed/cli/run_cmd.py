@@ -25,7 +25,7 @@ from rich.table import Table
 
 from ..errors import C2GRError, RunDirError
 from ..federation.settings import AppSettings, scenario_sha
-from ..runs.checkpoint import atomic_write_text
+from ..runs.checkpoint import atomic_write_text, load_checkpoint
 from ..runs.layout import RunDir
 from ..runs.stop import StopSwitch
 from ..runs.timing import checkpointed_rounds, time_before_resume
@@ -89,6 +89,9 @@ class Display:
         if kind == "resumed":
             self.p.update(self.stream_task, completed=data["completed_rounds"])
             self.console.print(f"resuming after round {data['completed_rounds']}")
+        elif kind == "checkpoint_fallback":
+            self.console.print(f"[yellow]{data['problem']}[/]; going on from the previous checkpoint (round "
+                               f"{data['completed_rounds']}); the corrupt file is kept as *.corrupt", highlight=False)
         elif kind == "discovered":
             self.console.print(f"[dim]{len(data['departments'])} departments connected[/]")
         elif kind == "round_start":
@@ -153,6 +156,11 @@ def run_command(args: argparse.Namespace, console: Console, verbose: bool) -> in
                         "not learn, so check the replay grids before reading the matrix as what replay keeps.")
     earlier = 0.0
     if resuming:
+        ck = load_checkpoint(run.checkpoints, fallback=True)  # a corrupt latest checkpoint: back to the previous
+        if ck is not None and ck.fell_back:
+            console.print(f"[yellow]{ck.fell_back}[/]; going on from the previous checkpoint (round "
+                          f"{ck.completed_rounds}); the corrupt file is kept as *.corrupt", highlight=False)
+        del ck
         done = checkpointed_rounds(run)
         before = time_before_resume(run, done)
         earlier = before.seconds

@@ -106,7 +106,9 @@ class Coordinator:
         state = build_state(sc)
         matrix = TrainTestMatrix(names)
         start = 0
-        ck = load_checkpoint(self.run.checkpoints)
+        ck = load_checkpoint(self.run.checkpoints, fallback=self.settings.resume)
+        if ck is not None and ck.fell_back:
+            self.emit("checkpoint_fallback", problem=ck.fell_back, completed_rounds=ck.completed_rounds)
         if ck is not None:
             if not self.settings.resume:
                 raise RunDirError(f"{self.run.root} already holds a run (round {ck.completed_rounds} done): "

@@ -7,7 +7,7 @@
       matrix.csv, matrix.json  R[i][j] = Dice on task j after training task i
       rounds.jsonl             per-round metrics returned by departments (numbers only)
       summary.json             Overall, BWT, classic BWT, TL, FWT, per-task Dice, missing entries
-      checkpoints/             round_XXX.npz + latest.json (atomic)
+      checkpoints/             round_XXX.npz + latest.json (atomic, SHA-256 verified) + previous.json (the round before)
       figures/                 matrix heatmap, Dice over rounds, replay grids
       departments/NAME/        each department's private outputs (replay grids, memorisation plots)
       report.md                ties it together
