@@ -201,7 +201,7 @@ class Coordinator:
                 raise FederationError(f"department {dept!r}, round {r}: the returned pool does not contain {task!r}")
             return {k: float(v) for k, v in reply.content.metric_records["round_metrics"].items()}
         raise FederationError(f"department {dept!r} failed to train task {task!r} in round {r} after "
-                              f"{fed.retries + 1} attempt(s): {last_error.strip().splitlines()[-1] if last_error.strip() else last_error}")
+                              f"{fed.retries + 1} attempt(s): {department_error(last_error)}")
 
     def _eval_message(self, state: LearnerState, dept: str, r: int, group: str) -> Message:
         records = state_records(state, include=("segmentor", "prompts"))
@@ -312,6 +312,19 @@ class Coordinator:
                         "breaks_data_locality": state_breaks_locality(self.scenario)})
         atomic_write_text(self.run.summary, json.dumps(summary, indent=2, allow_nan=False))
         return summary
+
+
+def department_error(reason: str) -> str:
+    """The department's own message out of Flower's error reason ("<class '...ClientAppException'>:<'Exception
+    ClientAppException occurred. Message: MESSAGE'>"), on one line; the full reason is in the run's log."""
+    text = reason.strip()
+    marker = "occurred. Message:"
+    if marker in text:
+        text = text.split(marker, 1)[1].strip()
+        if text.endswith("'>"):
+            text = text[:-2]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return " ".join(lines) if len(lines) <= 3 else lines[-1]
 
 
 def _bank_from_arrays(arrays: dict[str, dict], extra: dict[str, Any]) -> dict[str, tuple[dict, dict]]:
