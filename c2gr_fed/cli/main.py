@@ -11,8 +11,20 @@ from rich.console import Console
 
 from ..errors import C2GRError
 
-console = Console(stderr=False)
-err_console = Console(stderr=True)
+# Width of the output when it is not a terminal (CI logs, `tee`, a file): wide enough that no table wraps its
+# columns, and no message is broken across lines; a terminal keeps its own width.
+LOG_WIDTH = 240
+
+
+def make_console(stderr: bool = False) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty():
+        return Console(stderr=stderr)
+    return Console(stderr=stderr, width=LOG_WIDTH, soft_wrap=True)
+
+
+console = make_console(stderr=False)
+err_console = make_console(stderr=True)
 
 
 def _add_scenario_args(p: argparse.ArgumentParser, optional: bool = False) -> None:

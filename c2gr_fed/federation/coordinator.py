@@ -299,7 +299,9 @@ class Coordinator:
 
     def _rounds_text(self, r: int, task: str, dept: str, metrics: dict[str, float], seconds: float) -> str:
         old = self.run.rounds.read_text() if self.run.rounds.exists() else ""
-        row = {"round": r, "task": task, "department": dept, "wall_s": round(seconds, 3), **metrics}
+        # the department's metrics repeat the round as a float: the coordinator's own integer stays
+        row = {"round": r, "task": task, "department": dept, "wall_s": round(seconds, 3),
+               **{k: v for k, v in metrics.items() if k not in ("round", "task", "department", "wall_s")}}
         return old + json.dumps(row) + "\n"
 
     def _write_matrix(self, matrix: TrainTestMatrix, upto: int) -> dict[str, Any]:
