@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -27,10 +27,14 @@ from ..errors import C2GRError, RunDirError
 from ..federation.settings import AppSettings, scenario_sha
 from ..runs.checkpoint import atomic_write_text, load_checkpoint
 from ..runs.layout import RunDir
+from ..runs.lock import RunLock
 from ..runs.stop import StopSwitch
 from ..runs.timing import checkpointed_rounds, time_before_resume
 from ..scenario import Scenario, dump_scenario, load_scenario
 from .main import data_root_of
+
+if TYPE_CHECKING:
+    from ..learning import MethodSpec
 
 
 def resolve_run(args: argparse.Namespace) -> tuple[Scenario, RunDir, bool]:
@@ -140,12 +144,28 @@ def run_command(args: argparse.Namespace, console: Console, verbose: bool) -> in
         for task in scenario.stream():
             open_task_files(scenario, task, data_root_of(args), quick=True)
     run.ensure()
+    lock = RunLock(run).acquire(_command_line())  # refused while another run holds this directory
+    try:
+        return _run_locked(args, console, verbose, scenario, run, resuming, spec)
+    finally:
+        lock.release()
+
+
+def _command_line() -> str:
+    if sys.argv[0].endswith("c2gr-fed"):
+        return "c2gr-fed " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    return " ".join(shlex.quote(a) for a in sys.argv)
+
+
+def _run_locked(args: argparse.Namespace, console: Console, verbose: bool, scenario: Scenario, run: RunDir,
+                resuming: bool, spec: MethodSpec) -> int:
     if not resuming:
+        if (run.checkpoints / "latest.json").exists():  # another run finished a round here since resolve_run looked
+            raise RunDirError(f"{run.root} already holds a run: use --resume {run.root} or another --out")
         atomic_write_text(run.scenario, dump_scenario(scenario))
     info = {
         "scenario": scenario.name, "method": scenario.method, "scenario_sha": scenario_sha(scenario),
-        "command": "c2gr-fed " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("c2gr-fed")
-        else " ".join(shlex.quote(a) for a in sys.argv),
+        "command": _command_line(),
         "started": dt.datetime.now().isoformat(timespec="seconds"), "status": "running",
         "python": platform.python_version(), "platform": platform.platform(),
         "breaks_data_locality": spec.breaks_locality, "method_summary": spec.summary,

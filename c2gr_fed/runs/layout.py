@@ -11,6 +11,7 @@
       figures/                 matrix heatmap, Dice over rounds, replay grids
       departments/NAME/        each department's private outputs (replay grids, memorisation plots)
       report.md                ties it together
+      run.lock                 held (flock) by the live run: a second run on the directory is refused
       run.log                  Flower's and Ray's log records, tracebacks of failures (the terminal shows one line)
 """
 
