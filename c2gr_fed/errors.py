@@ -29,3 +29,12 @@ class NumericalFault(C2GRError):
 
 class RunDirError(C2GRError):
     """A run directory is missing, incomplete, or belongs to another scenario."""
+
+
+class StopRequested(C2GRError):
+    """A stop was asked for (SIGTERM, SIGINT) or the run's runtime failed: the current round is abandoned and the
+    last complete round's checkpoint is kept."""
+
+
+class ResourceError(C2GRError):
+    """The scenario asks for more CPUs or GPUs per department than the machine (or the Ray cluster) has."""

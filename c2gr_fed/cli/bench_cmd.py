@@ -23,6 +23,7 @@ from rich.console import Console
 from ..errors import C2GRError
 from ..learning import METHOD_SPECS
 from ..scenario import load_scenario, scenario_differences
+from .main import data_root_of
 
 
 # Settings that change how fast or how audited a run is, not what it learns: runs that differ from the bench's
@@ -54,16 +55,25 @@ def bench_command(args: argparse.Namespace, console: Console) -> int:
     run_name = getattr(args, "run_name", None) or "{method}-seed{seed}"
     if "{method}" not in run_name or "{seed}" not in run_name:
         raise C2GRError(f"--run-name {run_name!r} must contain both {{method}} and {{seed}}")
+    data_root = data_root_of(args)
+    tabulate_only = bool(getattr(args, "tabulate_only", False))
+    if not tabulate_only:  # a missing or unreadable data folder stops the bench here, not in every run
+        from ..data.loading import check_task_source
+
+        for task in sc.stream():
+            check_task_source(sc, task, data_root)
+    # every run gets the data root explicitly (absolute: the runs may resolve paths elsewhere)
+    root_args = ["--data-root", str(data_root.expanduser().resolve())] if data_root is not None else []
     jobs = []
     for m in methods:
         for s in seeds:
             run_dir = runs_root / run_name.format(method=m, seed=s)
             cmd = [sys.executable, "-m", "c2gr_fed.cli.main", "run", str(args.scenario), "--method", m,
-                   "--set", f"seed={s}", *[a for o in args.overrides for a in ("--set", o)], "--out", str(run_dir)]
+                   "--set", f"seed={s}", *[a for o in args.overrides for a in ("--set", o)], "--out", str(run_dir),
+                   *root_args]
             if (run_dir / "checkpoints" / "latest.json").exists():
-                cmd = [sys.executable, "-m", "c2gr_fed.cli.main", "run", "--resume", str(run_dir)]
+                cmd = [sys.executable, "-m", "c2gr_fed.cli.main", "run", "--resume", str(run_dir), *root_args]
             jobs.append((m, s, run_dir, cmd))
-    tabulate_only = bool(getattr(args, "tabulate_only", False))
     diffs = {(m, s): _settings_mismatch(run_dir, args.scenario, args.overrides, m, s) for m, s, run_dir, _ in jobs}
     mismatched = {k: learning for k, d in diffs.items() if (learning := [f for f in d if f not in EXECUTION_ONLY])}
     for (m, s), d in diffs.items():

@@ -11,8 +11,20 @@ from rich.console import Console
 
 from ..errors import C2GRError
 
-console = Console(stderr=False)
-err_console = Console(stderr=True)
+# Width of the output when it is not a terminal (CI logs, `tee`, a file): wide enough that no table wraps its
+# columns, and no message is broken across lines; a terminal keeps its own width.
+LOG_WIDTH = 240
+
+
+def make_console(stderr: bool = False) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty():
+        return Console(stderr=stderr)
+    return Console(stderr=stderr, width=LOG_WIDTH, soft_wrap=True)
+
+
+console = make_console(stderr=False)
+err_console = make_console(stderr=True)
 
 
 def _add_scenario_args(p: argparse.ArgumentParser, optional: bool = False) -> None:
@@ -34,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="validate a scenario and print its stream")
     _add_scenario_args(p)
     p.add_argument("--no-data-check", action="store_true", help="skip checking that every task's data is there")
+    p.add_argument("--quick", action="store_true",
+                   help="open only a sample of each task's files (first, last, one of each file type) instead of all")
 
     p = sub.add_parser("preview", help="write a PNG grid of image/mask overlays per task")
     _add_scenario_args(p)

@@ -12,11 +12,12 @@ import datetime as dt
 import json
 import platform
 import shlex
+import signal
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -24,11 +25,16 @@ from rich.table import Table
 
 from ..errors import C2GRError, RunDirError
 from ..federation.settings import AppSettings, scenario_sha
-from ..runs.checkpoint import atomic_write_text
+from ..runs.checkpoint import atomic_write_text, load_checkpoint
 from ..runs.layout import RunDir
+from ..runs.lock import RunLock
+from ..runs.stop import StopSwitch
 from ..runs.timing import checkpointed_rounds, time_before_resume
 from ..scenario import Scenario, dump_scenario, load_scenario
 from .main import data_root_of
+
+if TYPE_CHECKING:
+    from ..learning import MethodSpec
 
 
 def resolve_run(args: argparse.Namespace) -> tuple[Scenario, RunDir, bool]:
@@ -87,6 +93,9 @@ class Display:
         if kind == "resumed":
             self.p.update(self.stream_task, completed=data["completed_rounds"])
             self.console.print(f"resuming after round {data['completed_rounds']}")
+        elif kind == "checkpoint_fallback":
+            self.console.print(f"[yellow]{data['problem']}[/]; going on from the previous checkpoint (round "
+                               f"{data['completed_rounds']}); the corrupt file is kept as *.corrupt", highlight=False)
         elif kind == "discovered":
             self.console.print(f"[dim]{len(data['departments'])} departments connected[/]")
         elif kind == "round_start":
@@ -125,21 +134,39 @@ class Display:
 
 def run_command(args: argparse.Namespace, console: Console, verbose: bool) -> int:
     scenario, run, resuming = resolve_run(args)
-    from ..data.loading import check_task_source
+    from ..data.file_check import open_task_files
+    from ..federation.resources import check_machine
     from ..learning import method_spec
     from ..scenario.departures import departures_from_paper
 
     spec = method_spec(scenario.method)
-    with console.status("checking every department's data source"):
+    check_machine(scenario)
+    with console.status("checking every department's data source (opening a sample of its files)"):
         for task in scenario.stream():
-            check_task_source(scenario, task, data_root_of(args))
+            open_task_files(scenario, task, data_root_of(args), quick=True)
     run.ensure()
+    lock = RunLock(run).acquire(_command_line())  # refused while another run holds this directory
+    try:
+        return _run_locked(args, console, verbose, scenario, run, resuming, spec)
+    finally:
+        lock.release()
+
+
+def _command_line() -> str:
+    if sys.argv[0].endswith("c2gr-fed"):
+        return "c2gr-fed " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    return " ".join(shlex.quote(a) for a in sys.argv)
+
+
+def _run_locked(args: argparse.Namespace, console: Console, verbose: bool, scenario: Scenario, run: RunDir,
+                resuming: bool, spec: MethodSpec) -> int:
     if not resuming:
+        if (run.checkpoints / "latest.json").exists():  # another run finished a round here since resolve_run looked
+            raise RunDirError(f"{run.root} already holds a run: use --resume {run.root} or another --out")
         atomic_write_text(run.scenario, dump_scenario(scenario))
     info = {
         "scenario": scenario.name, "method": scenario.method, "scenario_sha": scenario_sha(scenario),
-        "command": "c2gr-fed " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("c2gr-fed")
-        else " ".join(shlex.quote(a) for a in sys.argv),
+        "command": _command_line(),
         "started": dt.datetime.now().isoformat(timespec="seconds"), "status": "running",
         "python": platform.python_version(), "platform": platform.platform(),
         "breaks_data_locality": spec.breaks_locality, "method_summary": spec.summary,
@@ -147,6 +174,11 @@ def run_command(args: argparse.Namespace, console: Console, verbose: bool) -> in
     info["departures_from_paper"] = departures_from_paper(scenario)
     earlier = 0.0
     if resuming:
+        ck = load_checkpoint(run.checkpoints, fallback=True)  # a corrupt latest checkpoint: back to the previous
+        if ck is not None and ck.fell_back:
+            console.print(f"[yellow]{ck.fell_back}[/]; going on from the previous checkpoint (round "
+                          f"{ck.completed_rounds}); the corrupt file is kept as *.corrupt", highlight=False)
+        del ck
         done = checkpointed_rounds(run)
         before = time_before_resume(run, done)
         earlier = before.seconds
@@ -158,27 +190,37 @@ def run_command(args: argparse.Namespace, console: Console, verbose: bool) -> in
     if spec.breaks_locality:
         console.print("[yellow]method 'joint' is a reference bound that BREAKS DATA LOCALITY[/]")
 
+    stop = StopSwitch(run.progress)
+    stop.clear()  # a stop file an earlier session left behind
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False, disable=not console.is_terminal and False) as progress:
         display = Display(progress, scenario, run, console)
         settings = AppSettings(scenario_path=str(run.scenario.resolve()), run_dir=str(run.root.resolve()),
                                data_root=str(data_root_of(args)) if data_root_of(args) else None, resume=resuming,
-                               progress_dir=str(run.progress.resolve()), events=display.event)
+                               progress_dir=str(run.progress.resolve()), events=display.event,
+                               should_stop=stop.should_stop)
         display.start()
         t0 = time.perf_counter()
+        stop.install()
         try:
-            launch_simulation(settings, scenario, verbose)
+            launch_simulation(settings, scenario, verbose, stop, run.log)
         except BaseException as exc:  # noqa: BLE001 - record the failure, then re-raise a clear error
-            info.update(status="failed", error=str(exc)[-2000:], wall_s=round(earlier + time.perf_counter() - t0, 1))
-            atomic_write_text(run.run_json, json.dumps(info, indent=1))
+            wall = round(earlier + time.perf_counter() - t0, 1)
             display.stop()
+            signum = stop.signal_number or _signal_exit(exc)
+            if signum is not None:
+                return _stopped(run, info, wall, signum, len(scenario.stream()), console)
+            info.update(status="failed", error=str(exc)[-2000:], wall_s=wall)
+            atomic_write_text(run.run_json, json.dumps(info, indent=1))
             cause = _c2gr_cause(exc)
             if cause is not None:
-                raise cause from None
+                raise _with_log(cause, run) from None
             if isinstance(exc, KeyboardInterrupt):
                 raise
             raise C2GRError(f"the run failed: {exc} (state of the last complete round is in {run.checkpoints}; "
-                            f"continue with: c2gr-fed run --resume {run.root})") from exc
+                            f"continue with: c2gr-fed run --resume {run.root}; details in {run.log})") from exc
+        finally:
+            stop.uninstall()
         display.stop()
     info.update(status="complete", wall_s=round(earlier + time.perf_counter() - t0, 1),
                 finished=dt.datetime.now().isoformat(timespec="seconds"))
@@ -198,6 +240,38 @@ def run_command(args: argparse.Namespace, console: Console, verbose: bool) -> in
     return 0
 
 
+def _signal_exit(exc: BaseException) -> int | None:
+    """The signal behind an exception that is not ours: Ray's SIGTERM handler (set while Ray starts, before ours
+    is back) exits with SystemExit(15); Ctrl-C before our handler is installed is a KeyboardInterrupt."""
+    if isinstance(exc, SystemExit) and exc.code == signal.SIGTERM:
+        return int(signal.SIGTERM)
+    if isinstance(exc, KeyboardInterrupt):
+        return int(signal.SIGINT)
+    return None
+
+
+def _stopped(run: RunDir, info: dict[str, Any], wall: float, signum: int, total: int, console: Console) -> int:
+    """A run stopped on request: keep the last complete round, record `interrupted`, say how to go on."""
+    done = checkpointed_rounds(run)
+    name = signal.Signals(signum).name
+    info.update(status="interrupted", stopped_by=name, stopped_after_round=done, wall_s=wall,
+                finished=dt.datetime.now().isoformat(timespec="seconds"))
+    atomic_write_text(run.run_json, json.dumps(info, indent=1))
+    console.print(f"stopped after round {done} of {total} ({name}); resume with: c2gr-fed run --resume {run.root}",
+                  highlight=False)
+    return 128 + signum
+
+
+def _with_log(error: C2GRError, run: RunDir) -> C2GRError:
+    """The same error, naming the run's log file (where the tracebacks went) when there is one."""
+    if not run.log.exists() or run.log.stat().st_size == 0:
+        return error
+    try:
+        return type(error)(f"{error} (details in {run.log})")
+    except TypeError:  # an error type with another signature: keep it as it is
+        return error
+
+
 def _c2gr_cause(exc: BaseException) -> C2GRError | None:
     seen = 0
     e: BaseException | None = exc
@@ -209,7 +283,8 @@ def _c2gr_cause(exc: BaseException) -> C2GRError | None:
     return None
 
 
-def launch_simulation(settings: AppSettings, scenario: Scenario, verbose: bool) -> None:
+def launch_simulation(settings: AppSettings, scenario: Scenario, verbose: bool, stop: StopSwitch | None = None,
+                      log_file: Path | None = None) -> None:
     from departments.client_app import make_client_app
     from server.server_app import make_server_app
 
@@ -217,5 +292,6 @@ def launch_simulation(settings: AppSettings, scenario: Scenario, verbose: bool) 
 
     from dataclasses import replace
 
-    # the client app travels to Ray actors: it must not carry the CLI's display callback
-    launch(make_server_app(settings), make_client_app(replace(settings, events=None)), scenario, verbose=verbose)
+    # the client app travels to Ray actors: it must not carry the CLI's display callback or stop switch
+    launch(make_server_app(settings), make_client_app(replace(settings, events=None, should_stop=None)), scenario,
+           verbose=verbose, stop=stop, log_file=log_file)

@@ -31,11 +31,18 @@ def validate_command(args: argparse.Namespace, console: Console) -> int:
     scenario = load_scenario(args.scenario, args.overrides)
     console.print(stream_table(scenario))
     if not args.no_data_check:
-        from ..data.loading import check_task_source
+        from ..data.file_check import open_task_files
 
+        quick = bool(getattr(args, "quick", False))
+        opened = []
         for task in scenario.stream():
-            check_task_source(scenario, task, data_root_of(args))
-        console.print(f"[green]data sources checked[/] for all {len(scenario.stream())} tasks")
+            with console.status(f"opening the files of {task.name}"):
+                opened.append(open_task_files(scenario, task, data_root_of(args), quick=quick))
+        files = sum(o.pairs for o in opened)
+        what = "a sample of" if quick else "every file of"
+        console.print(f"[green]data sources checked[/] for all {len(opened)} tasks"
+                      + (f"; opened {what} the real-data tasks ({files} of {sum(o.of for o in opened)} pairs)"
+                         if any(o.of for o in opened) else ""))
     console.print(f"[bold green]valid[/]: {args.scenario}")
     return 0
 

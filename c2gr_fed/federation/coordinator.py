@@ -15,7 +15,7 @@ from typing import Any
 from flwr.app import ConfigRecord, Message, RecordDict
 from flwr.serverapp import Grid
 
-from ..errors import FederationError, PrivacyViolation, RunDirError
+from ..errors import FederationError, PrivacyViolation, RunDirError, StopRequested
 from ..learning import LearnerState, build_state
 from ..metrics import TrainTestMatrix, stream_metrics
 from ..privacy import TransferLog
@@ -46,6 +46,17 @@ class Coordinator:
         if self.settings.events is not None:
             self.settings.events(kind, data)
 
+    def stop_requested(self, urgent_only: bool = False) -> bool:
+        return self.settings.should_stop is not None and self.settings.should_stop(urgent_only)
+
+    def _sleep(self, seconds: float) -> None:
+        """time.sleep that a stop request ends (StopRequested)."""
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            if self.stop_requested():
+                raise StopRequested("stop requested while waiting")
+            time.sleep(min(left, 0.2))
+
     # ------------------------------------------------------------------ discovery
 
     def _department_of_node(self, node: int) -> str:
@@ -59,7 +70,7 @@ class Coordinator:
             nodes = list(self.grid.get_node_ids())
             if len(nodes) >= expected:
                 break
-            time.sleep(0.5)
+            self._sleep(0.5)
         if len(nodes) < expected:
             raise FederationError(f"only {len(nodes)} of {expected} department nodes connected within {timeout:.0f} s")
         msgs = [Message(RecordDict({"discover": ConfigRecord({"protocol": PROTOCOL, "scenario_sha": self.sha})}),
@@ -95,7 +106,9 @@ class Coordinator:
         state = build_state(sc)
         matrix = TrainTestMatrix(names)
         start = 0
-        ck = load_checkpoint(self.run.checkpoints)
+        ck = load_checkpoint(self.run.checkpoints, fallback=self.settings.resume)
+        if ck is not None and ck.fell_back:
+            self.emit("checkpoint_fallback", problem=ck.fell_back, completed_rounds=ck.completed_rounds)
         if ck is not None:
             if not self.settings.resume:
                 raise RunDirError(f"{self.run.root} already holds a run (round {ck.completed_rounds} done): "
@@ -112,12 +125,14 @@ class Coordinator:
             self.emit("resumed", completed_rounds=start)
         elif self.settings.resume and log.position:
             log.truncate_to(0)
-        guarded = GuardedGrid(self.grid, schema, log, self._department_of_node)
+        guarded = GuardedGrid(self.grid, schema, log, self._department_of_node, self.settings.should_stop)
         self.discover(guarded)
         individual = state.method.name == "individual"
         bank = _bank_from_arrays(ck.arrays, ck.extra) if (individual and ck is not None) else {}
 
         for r in range(start, len(stream)):
+            if self.stop_requested():  # between rounds: the last one is checkpointed
+                raise StopRequested(f"stop requested after round {r}")
             task = stream[r]
             dept = sc.department_of(task.name)
             self.emit("round_start", round=r, task=task.name, department=dept, total=len(stream))
@@ -162,7 +177,7 @@ class Coordinator:
             if attempt:
                 wait = fed.retry_backoff_s * (2 ** (attempt - 1))
                 self.emit("retry", round=r, department=dept, attempt=attempt, wait=wait, error=last_error[-300:])
-                time.sleep(wait)
+                self._sleep(wait)
             msg = Message(content, dst_node_id=self.node_of[dept], message_type="train", group_id=str(r))
             replies, refused = guarded.send_and_receive([msg], round_index=r, timeout=fed.round_timeout_s)
             if refused:
@@ -176,6 +191,8 @@ class Coordinator:
                 continue
             reply = replies[0]
             if reply.has_error():
+                if self.stop_requested():  # the department abandoned the round because of the stop request
+                    raise StopRequested(f"stop requested during round {r + 1}: department {dept!r} abandoned it")
                 last_error = str(reply.error.reason)
                 continue
             state.load_arrays(arrays_from_content(reply.content))
@@ -184,7 +201,7 @@ class Coordinator:
                 raise FederationError(f"department {dept!r}, round {r}: the returned pool does not contain {task!r}")
             return {k: float(v) for k, v in reply.content.metric_records["round_metrics"].items()}
         raise FederationError(f"department {dept!r} failed to train task {task!r} in round {r} after "
-                              f"{fed.retries + 1} attempt(s): {last_error.strip().splitlines()[-1] if last_error.strip() else last_error}")
+                              f"{fed.retries + 1} attempt(s): {department_error(last_error)}")
 
     def _eval_message(self, state: LearnerState, dept: str, r: int, group: str) -> Message:
         records = state_records(state, include=("segmentor", "prompts"))
@@ -221,7 +238,9 @@ class Coordinator:
                     msgs.append(self._eval_message(state, d, r, f"{r}:later"))
             wanted[f"{r}:later"] = later
         self.emit("evaluate_start", round=r, departments=len(msgs))
-        replies, refused = guarded.send_and_receive(msgs, round_index=r, timeout=self.scenario.federation.evaluate_timeout_s)
+        # a trained round is finished (evaluated and checkpointed) even after a stop request; a second one ends it
+        replies, refused = guarded.send_and_receive(msgs, round_index=r, stoppable=False,
+                                                    timeout=self.scenario.federation.evaluate_timeout_s)
         for ref in refused:
             self.emit("evaluate_refused", round=r, department=ref.department, reason=str(ref))
         out: dict[str, float] = {}
@@ -280,7 +299,9 @@ class Coordinator:
 
     def _rounds_text(self, r: int, task: str, dept: str, metrics: dict[str, float], seconds: float) -> str:
         old = self.run.rounds.read_text() if self.run.rounds.exists() else ""
-        row = {"round": r, "task": task, "department": dept, "wall_s": round(seconds, 3), **metrics}
+        # the department's metrics repeat the round as a float: the coordinator's own integer stays
+        row = {"round": r, "task": task, "department": dept, "wall_s": round(seconds, 3),
+               **{k: v for k, v in metrics.items() if k not in ("round", "task", "department", "wall_s")}}
         return old + json.dumps(row) + "\n"
 
     def _write_matrix(self, matrix: TrainTestMatrix, upto: int) -> dict[str, Any]:
@@ -293,6 +314,19 @@ class Coordinator:
                         "breaks_data_locality": state_breaks_locality(self.scenario)})
         atomic_write_text(self.run.summary, json.dumps(summary, indent=2, allow_nan=False))
         return summary
+
+
+def department_error(reason: str) -> str:
+    """The department's own message out of Flower's error reason ("<class '...ClientAppException'>:<'Exception
+    ClientAppException occurred. Message: MESSAGE'>"), on one line; the full reason is in the run's log."""
+    text = reason.strip()
+    marker = "occurred. Message:"
+    if marker in text:
+        text = text.split(marker, 1)[1].strip()
+        if text.endswith("'>"):
+            text = text[:-2]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return " ".join(lines) if len(lines) <= 3 else lines[-1]
 
 
 def _bank_from_arrays(arrays: dict[str, dict], extra: dict[str, Any]) -> dict[str, tuple[dict, dict]]:

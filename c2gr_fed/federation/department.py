@@ -16,9 +16,10 @@ from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 
 from ..data.loading import load_task
 from ..data.types import TaskData
-from ..errors import FederationError, PrivacyViolation
+from ..errors import FederationError, PrivacyViolation, StopRequested
 from ..learning import build_state, evaluate_task, run_round, wire_schema
 from ..privacy import WireSchema
+from ..runs.stop import stop_file
 from ..scenario import Scenario
 from .records import describe, load_state_from_content, pool_record, state_records
 from .settings import AppSettings, scenario_of, scenario_sha
@@ -84,6 +85,9 @@ def _progress_writer(settings: AppSettings, dept: str, round_index: int, task: s
     last = [0.0]
 
     def write(stage: str, done: int, total: int) -> None:
+        if stop_file(settings.progress_dir).exists():  # the run was asked to stop: abandon this round
+            raise StopRequested(f"department {dept!r}: round {round_index + 1} ({task}) abandoned: the run was asked "
+                                "to stop")
         now = time.monotonic()
         if now - last[0] < 0.25 and done < total:
             return

@@ -13,7 +13,7 @@ from typing import Callable, Iterable
 from flwr.app import Message
 from flwr.serverapp import Grid
 
-from ..errors import PrivacyViolation
+from ..errors import PrivacyViolation, StopRequested
 from ..privacy import TransferLog, Violation, WireSchema
 from .records import describe
 
@@ -34,15 +34,38 @@ class Refusal:
 
 class GuardedGrid:
     def __init__(self, grid: Grid, schema: WireSchema, log: TransferLog,
-                 department_of_node: Callable[[int], str]) -> None:
+                 department_of_node: Callable[[int], str],
+                 should_stop: Callable[[bool], bool] | None = None) -> None:
         self.grid = grid
         self.schema = schema
         self.log = log
         self.department_of_node = department_of_node
+        self.should_stop = should_stop
 
-    def send_and_receive(self, messages: list[Message], round_index: int, timeout: float
+    def _wait_for_replies(self, messages: list[Message], timeout: float, stoppable: bool) -> list[Message]:
+        """Flower's Grid.send_and_receive, but a stop request ends the wait (StopRequested): any request when
+        `stoppable`, else only an urgent one (a second signal, or the runtime failed)."""
+        if self.should_stop is None:
+            return list(self.grid.send_and_receive(messages, timeout=timeout))
+        ids = set(self.grid.push_messages(messages))
+        end = time.monotonic() + timeout
+        interval = float(getattr(self.grid, "pull_interval", 3.0) or 3.0)  # Flower polls every 3 s over HTTP
+        replies: list[Message] = []
+        while True:
+            got = list(self.grid.pull_messages(ids))
+            replies.extend(got)
+            ids.difference_update(m.metadata.reply_to_message_id for m in got)
+            if not ids or time.monotonic() >= end:
+                return replies
+            if self.should_stop(not stoppable):
+                kinds = sorted({m.metadata.message_type for m in messages})
+                raise StopRequested(f"stop requested while waiting for {', '.join(kinds)} replies")
+            time.sleep(min(interval, max(0.0, end - time.monotonic())))
+
+    def send_and_receive(self, messages: list[Message], round_index: int, timeout: float, stoppable: bool = True
                          ) -> tuple[list[Message], list[Refusal]]:
-        """Send, wait up to `timeout` s, return (accepted replies, refused replies). Errors pass through."""
+        """Send, wait up to `timeout` s, return (accepted replies, refused replies). Errors pass through. With
+        `stoppable`, a stop request ends the wait with StopRequested (the replies still to come are dropped)."""
         by_node = {}
         for m in messages:
             dept = self.department_of_node(m.metadata.dst_node_id)
@@ -55,7 +78,7 @@ class GuardedGrid:
                                        + "; ".join(map(str, problems[:3])))
             by_node[m.metadata.dst_node_id] = m
         t0 = time.perf_counter()
-        replies = list(self.grid.send_and_receive(messages, timeout=timeout))
+        replies = self._wait_for_replies(messages, timeout, stoppable)
         accepted: list[Message] = []
         refused: list[Refusal] = []
         for r in replies:

@@ -28,6 +28,8 @@ class AppSettings:
     """Simulation only: departments write progress files here for the CLI's progress bars."""
     events: Callable[[str, dict[str, Any]], None] | None = field(default=None, compare=False, hash=False)
     """Coordinator only: a callback for progress events (the CLI's display)."""
+    should_stop: Callable[[bool], bool] | None = field(default=None, compare=False, hash=False)
+    """Coordinator only: should_stop(urgent_only) is True once a stop was requested (runs/stop.py)."""
 
     def with_department(self, name: str) -> "AppSettings":
         return replace(self, department=name)

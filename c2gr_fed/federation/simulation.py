@@ -3,16 +3,25 @@
 Each department is a virtual SuperNode; Ray runs them in an actor pool sized by
 `federation.cpus_per_department` / `gpus_per_department` (Ray sets CUDA_VISIBLE_DEVICES per actor). With
 RAY_ADDRESS set, the existing Ray cluster is used and its resources decide the pool.
+
+Ray is started here (not by Flower) so that the resources are checked before anything runs (resources.py), so that
+a stop request (SIGTERM/SIGINT, runs/stop.py) reaches this run rather than Ray's own SIGTERM handler, and so that
+Flower's and Ray's logs go to the run's log file unless --verbose.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 import warnings
-from typing import Any
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
 
+from ..runs.stop import StopSwitch
 from ..scenario import Scenario
+from .resources import check_cluster, check_machine, machine_cpus, machine_gpus
 
 
 def quiet_environment(verbose: bool) -> None:
@@ -40,19 +49,82 @@ def backend_config(scenario: Scenario, verbose: bool) -> dict[str, Any]:
     else:
         # a new local cluster of our own: never attach to another run's Ray (a crashed run may leave one behind)
         init_args["address"] = "local"
-        init_args["num_cpus"] = max(int(os.cpu_count() or 1), int(fed.cpus_per_department))
-        import torch
-
-        if torch.cuda.is_available():
-            init_args["num_gpus"] = torch.cuda.device_count()
+        init_args["num_cpus"] = machine_cpus()  # check_machine refused a department that needs more
+        if machine_gpus():
+            init_args["num_gpus"] = machine_gpus()
     return {"client_resources": {"num_cpus": fed.cpus_per_department, "num_gpus": fed.gpus_per_department},
             "init_args": init_args}
 
 
-def launch(server_app: Any, client_app: Any, scenario: Scenario, verbose: bool = False) -> None:
-    """Run to completion; a ServerApp exception is re-raised here (Flower's own CLI would exit 0)."""
+@contextmanager
+def logs_to_file(log_file: Path | None, verbose: bool) -> Iterator[None]:
+    """Without --verbose, Flower's and Ray's log records (a failing department's traceback among them) go to
+    `log_file` instead of the terminal; the one-line error is the CLI's."""
+    if verbose or log_file is None:
+        yield
+        return
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(log_file, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    saved = []
+    for name in ("flwr", "ray"):
+        logger = logging.getLogger(name)
+        saved.append((logger, list(logger.handlers), logger.level, logger.propagate))
+        for h in list(logger.handlers):
+            logger.removeHandler(h)
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    try:
+        yield
+    finally:
+        for logger, handlers, level, propagate in saved:
+            logger.removeHandler(handler)
+            for h in handlers:
+                logger.addHandler(h)
+            logger.setLevel(level)
+            logger.propagate = propagate
+        handler.close()
+
+
+def start_ray(scenario: Scenario, verbose: bool) -> dict[str, Any]:
+    """ray.init with this run's settings (as Flower would), then the cluster's resources checked; the backend
+    config to hand to Flower, which finds Ray running and keeps it."""
+    import ray
+
+    config = backend_config(scenario, verbose)
+    init_args = dict(config["init_args"])
+    pythonpath = os.pathsep.join(sys.path)  # Ray's workers must import what this driver imports (as Flower does)
+    if os.environ.get("PYTHONPATH"):
+        pythonpath = f"{pythonpath}{os.pathsep}{os.environ['PYTHONPATH']}"
+    os.environ["PYTHONPATH"] = pythonpath
+    if not ray.is_initialized():
+        ray.init(runtime_env={"env_vars": {"PYTHONPATH": pythonpath}}, **init_args)
+    if os.environ.get("RAY_ADDRESS"):
+        check_cluster(scenario, ray.nodes(), os.environ["RAY_ADDRESS"])
+    return config
+
+
+def launch(server_app: Any, client_app: Any, scenario: Scenario, verbose: bool = False,
+           stop: StopSwitch | None = None, log_file: Path | None = None) -> None:
+    """Run to completion; a ServerApp exception is re-raised here (Flower's own CLI would exit 0). A failure of the
+    runtime sets `stop` (urgent), so that the coordinator's thread ends too and the process can exit."""
     quiet_environment(verbose)
+    check_machine(scenario)
+    import ray
     from flwr.simulation import run_simulation
 
-    run_simulation(server_app=server_app, client_app=client_app, num_supernodes=len(scenario.departments),
-                   backend_config=backend_config(scenario, verbose), verbose_logging=verbose)
+    with logs_to_file(log_file, verbose):
+        try:
+            config = start_ray(scenario, verbose)
+            if stop is not None:
+                stop.install()  # after ray.init, which sets a SIGTERM handler of its own
+            run_simulation(server_app=server_app, client_app=client_app, num_supernodes=len(scenario.departments),
+                           backend_config=config, verbose_logging=verbose)
+        except BaseException:
+            if stop is not None:
+                stop.request("the simulation runtime stopped", urgent=True)
+            raise
+        finally:
+            if ray.is_initialized():
+                ray.shutdown()

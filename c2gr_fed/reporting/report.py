@@ -63,13 +63,11 @@ def write_report(root: Path) -> Path:
     lines = [f"# Run report: {title}", ""]
     if d["breaks_data_locality"]:
         lines += ["> **Reference bound that breaks data locality**: all tasks' real data were trained in one place.", ""]
-    if info.get("note"):  # runs made before the departures were listed
-        lines += [f"> {info['note']}", ""]
-    if "departures_from_paper" in info:
-        dep = info["departures_from_paper"]
-        lines += ["- settings: " + ("departs from the paper in " + "; ".join(dep) + "." if dep else "the paper's."), ""]
     lines += [f"- command: `{info.get('command', '?')}`", f"- started: {info.get('started', '?')}, status: **{info.get('status', '?')}**",
               f"- rounds completed: {len(d['rounds'])} of {len(matrix.tasks)}"]
+    if "departures_from_paper" in info:
+        dep = info["departures_from_paper"]
+        lines.append("- settings: " + ("departs from the paper in " + "; ".join(dep) + "." if dep else "the paper's."))
     if isinstance(info.get("wall_s"), (int, float)):
         sessions = info.get("sessions", 1)
         lines.append(f"- wall time: {info['wall_s'] / 60:.1f} min" + (
@@ -81,6 +79,8 @@ def write_report(root: Path) -> Path:
               "Overall = mean Dice over all tasks after the last round; BWT = mean over earlier tasks of "
               "R[T][j] / R[j][j] x 100 (JointTrain = 100); classic BWT = mean of R[T][j] - R[j][j]; TL = mean of R[j][j]; "
               "FWT = mean Dice on a task just before it is trained. Dice in points (x100).", ""]
+    if info.get("note"):  # runs made before the departures were listed; after the facts it qualifies
+        lines += [f"> **Note on these settings:** {info['note']}", ""]
     if s["missing"]:
         lines += [f"**Missing entries** ({len(s['missing'])}): evaluations that failed are recorded as missing, not zero: "
                   + ", ".join(f"{m['after']}->{m['on']}" for m in s["missing"][:20]), ""]
@@ -95,7 +95,7 @@ def write_report(root: Path) -> Path:
         lines += ["## Rounds", "", "| round | task | department | train samples | replay samples | steps | replay s | train s | wall s |",
                   "|---|---|---|---|---|---|---|---|---|"]
         for r in d["rounds"]:
-            lines.append(f"| {r['round'] + 1} | {r['task']} | {r['department']} | {int(r.get('train_samples', 0))} | "
+            lines.append(f"| {int(r['round']) + 1} | {r['task']} | {r['department']} | {int(r.get('train_samples', 0))} | "
                          f"{int(r.get('replay_samples', 0))} | {int(r.get('steps', 0))} | {r.get('time_replay_s', 0):.1f} | "
                          f"{r.get('time_train_s', 0):.1f} | {r.get('wall_s', 0):.1f} |")
         tr = sum(r.get("time_replay_s", 0) for r in d["rounds"])

@@ -7,10 +7,12 @@
       matrix.csv, matrix.json  R[i][j] = Dice on task j after training task i
       rounds.jsonl             per-round metrics returned by departments (numbers only)
       summary.json             Overall, BWT, classic BWT, TL, FWT, per-task Dice, missing entries
-      checkpoints/             round_XXX.npz + latest.json (atomic)
+      checkpoints/             round_XXX.npz + latest.json (atomic, SHA-256 verified) + previous.json (the round before)
       figures/                 matrix heatmap, Dice over rounds, replay grids
       departments/NAME/        each department's private outputs (replay grids, memorisation plots)
       report.md                ties it together
+      run.lock                 held (flock) by the live run: a second run on the directory is refused
+      run.log                  Flower's and Ray's log records, tracebacks of failures (the terminal shows one line)
 """
 
 from __future__ import annotations
@@ -64,6 +66,10 @@ class RunDir:
     @property
     def report(self) -> Path:
         return self.root / "report.md"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "run.log"
 
     @property
     def progress(self) -> Path:

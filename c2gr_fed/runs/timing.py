@@ -2,7 +2,7 @@
 
 A resumed run's `run.json` reports `wall_s` as the whole run's time, not only the last session's, so that a bench
 table does not understate a run for having been interrupted. The earlier time comes from the previous `run.json`
-when that session ended on its own (complete or failed: it recorded its `wall_s`), and otherwise (killed: status
+when that session ended on its own (complete, failed or interrupted by a stop request: it recorded its `wall_s`), and otherwise (killed: status
 still "running") from the kept rounds' times in `rounds.jsonl`, which leave out start-up and the part of the round
 that was lost, so it is a lower bound.
 """
@@ -59,7 +59,7 @@ def time_before_resume(run: RunDir, completed_rounds: int) -> EarlierTime:
     prev = _read_json(run.run_json) or {}
     sessions = int(prev.get("sessions", 1)) if prev else 0
     started = prev.get("started") if isinstance(prev.get("started"), str) else None
-    if isinstance(prev.get("wall_s"), (int, float)) and prev.get("status") in ("complete", "failed"):
+    if isinstance(prev.get("wall_s"), (int, float)) and prev.get("status") in ("complete", "failed", "interrupted"):
         return EarlierTime(float(prev["wall_s"]), "run.json of the previous session", started, sessions)
     before = float(prev.get("wall_s_before_resume", 0.0) or 0.0)
     first = int(prev.get("resumed_after_round", 0) or 0)

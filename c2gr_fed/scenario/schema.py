@@ -121,7 +121,7 @@ class MaskEncoding(StrictModel):
 
 
 class Folder2DSource(StrictModel):
-    """2D image and mask folders (PNG, JPEG, BMP, TIFF), paired by file stem."""
+    """2D image and mask folders (PNG, JPEG, BMP, TIFF, GIF), paired by file stem."""
 
     kind: Literal["folder2d"] = "folder2d"
     root: str = Field(..., description="folder, relative to the data root unless absolute")

@@ -1,10 +1,16 @@
-"""2D image/mask folders (PNG, JPEG, BMP, TIFF), paired by file stem; the extensions may differ."""
+"""2D image/mask folders (PNG, JPEG, BMP, TIFF, GIF), paired by file stem; the extensions may differ.
+
+TIFF goes through tifffile; a compression tifffile cannot decode without the optional `imagecodecs` package
+(LZW, as DRIVE ships its images) is read with Pillow instead. A GIF's pixels are its palette colours (grey
+levels for a grey palette), not the palette indices, so a GIF mask reads as the values an image viewer shows.
+"""
 
 from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,7 +27,10 @@ from .preprocess import (
     to_three_channels,
 )
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif")
 TIFF_EXTENSIONS = (".tif", ".tiff")
 
 
@@ -114,7 +123,13 @@ def _read_tiff(path: Path) -> np.ndarray:
 
     with tifffile.TiffFile(path) as tif:
         series = tif.series[0]
-        arr = series.asarray()
+        compression = getattr(tif.pages[0], "compression", None)
+        try:
+            arr = series.asarray()
+        except ValueError as exc:  # "<COMPRESSION.LZW: 5> requires the 'imagecodecs' package"
+            if "imagecodecs" not in str(exc):
+                raise
+            return _read_tiff_with_pillow(path, compression)
         axes = series.axes
     arr = np.asarray(arr)
     # drop singleton leading axes (e.g. a 1-page stack)
@@ -127,12 +142,30 @@ def _read_tiff(path: Path) -> np.ndarray:
     return arr
 
 
+def _read_tiff_with_pillow(path: Path, compression: object) -> np.ndarray:
+    """A TIFF whose compression tifffile cannot decode without imagecodecs; Pillow's libtiff reads LZW and most
+    others. Alpha is not expected in medical TIFFs and is kept as a channel (select it away with data.channels)."""
+    name = getattr(compression, "name", compression)
+    try:
+        arr, _ = _read_pil(path)
+    except Exception as exc:
+        raise DataError(
+            f"{path}: TIFF compressed with {name}, which neither tifffile (without the optional 'imagecodecs' "
+            f"package) nor Pillow can decode ({type(exc).__name__}: {exc}); pip install imagecodecs, or re-save "
+            "the file uncompressed"
+        ) from None
+    return arr
+
+
 def _read_pil(path: Path) -> tuple[np.ndarray, bool]:
     from PIL import Image
 
     with Image.open(path) as im:
         im.load()
         mode = im.mode
+        if mode == "P" and im.format == "GIF":  # GIF is always paletted: the pixels are the palette's colours
+            im = _gif_as_shown(im)
+            mode = im.mode
         if mode == "P":  # palette: the indices are the data (label masks are often palette PNGs)
             return np.array(im), False
         if mode == "1":
@@ -144,6 +177,14 @@ def _read_pil(path: Path) -> tuple[np.ndarray, bool]:
     if arr.dtype == np.bool_:
         arr = arr.astype(np.uint8) * 255
     return arr, mode in ("RGBA", "LA")
+
+
+def _gif_as_shown(im: "PILImage") -> "PILImage":
+    """A paletted GIF frame as its colours: grey levels ('L') when every palette entry is grey, else RGB."""
+    palette = im.getpalette() or []
+    rgb = np.asarray(palette[: 3 * (len(palette) // 3)], dtype=np.int64).reshape(-1, 3)
+    grey = bool(rgb.size) and bool((rgb[:, 0] == rgb[:, 1]).all() and (rgb[:, 1] == rgb[:, 2]).all())
+    return im.convert("L" if grey else "RGB")
 
 
 def read_image(path: Path, src: Folder2DSource) -> np.ndarray:

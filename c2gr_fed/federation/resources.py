@@ -1,0 +1,65 @@
+"""What a scenario asks of the machine, checked before anything starts: `federation.cpus_per_department` and
+`federation.gpus_per_department` against this machine's CPUs and GPUs (or, with RAY_ADDRESS, against the nodes of
+that Ray cluster). Without the check, Flower finds an empty actor pool only after the run has started."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..errors import ResourceError
+from ..scenario import Scenario
+
+
+def machine_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return int(os.cpu_count() or 1)
+
+
+def machine_gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def _plural(n: float, what: str) -> str:
+    return f"{n:g} {what}{'' if n == 1 else 's'}"
+
+
+def check_machine(scenario: Scenario, cpus: int | None = None, gpus: int | None = None) -> None:
+    """Refuse (ResourceError naming the setting) when one department needs more than this machine has. With
+    RAY_ADDRESS set the cluster decides, so nothing is checked here (see check_cluster)."""
+    if os.environ.get("RAY_ADDRESS"):
+        return
+    fed = scenario.federation
+    cpus = machine_cpus() if cpus is None else cpus
+    if fed.gpus_per_department > 0:
+        gpus = machine_gpus() if gpus is None else gpus
+        if gpus == 0:
+            raise ResourceError(
+                f"federation.gpus_per_department = {fed.gpus_per_department:g}, but this machine has no GPU that torch "
+                "can use: run it on a GPU machine (or a Ray cluster with GPUs, RAY_ADDRESS), or --set "
+                "federation.gpus_per_department=0")
+        if fed.gpus_per_department > gpus:
+            raise ResourceError(
+                f"federation.gpus_per_department = {fed.gpus_per_department:g}, but this machine has "
+                f"{_plural(gpus, 'GPU')}: --set federation.gpus_per_department={gpus} (or a fraction to share one)")
+    if fed.cpus_per_department > cpus:
+        raise ResourceError(
+            f"federation.cpus_per_department = {fed.cpus_per_department:g}, but this machine has "
+            f"{_plural(cpus, 'CPU')}: --set federation.cpus_per_department={cpus} (or fewer)")
+
+
+def check_cluster(scenario: Scenario, nodes: list[dict[str, Any]], address: str) -> None:
+    """Refuse when no node of the Ray cluster (ray.nodes()) can host one department."""
+    fed = scenario.federation
+    alive = [n.get("Resources") or {} for n in nodes if n.get("Resources")]
+    fits = [r for r in alive if r.get("CPU", 0) >= fed.cpus_per_department
+            and (fed.gpus_per_department == 0 or r.get("GPU", 0) >= fed.gpus_per_department)]
+    if not fits:
+        have = "; ".join(f"CPU {r.get('CPU', 0):g}, GPU {r.get('GPU', 0):g}" for r in alive) or "none"
+        raise ResourceError(
+            f"federation.cpus_per_department = {fed.cpus_per_department:g} and federation.gpus_per_department = "
+            f"{fed.gpus_per_department:g}, but no node of the Ray cluster at {address} has that much (nodes: {have})")
