@@ -62,7 +62,9 @@ class Coordinator:
     def _department_of_node(self, node: int) -> str:
         return self.dept_of.get(node, f"node-{node}")
 
-    def discover(self, guarded: GuardedGrid, timeout: float = 120.0) -> None:
+    def discover(self, guarded: GuardedGrid, timeout: float = 300.0) -> None:
+        """Wait for every department node, then ask each who it is (the first message starts its actor: slow on a
+        loaded machine, hence the generous timeout)."""
         expected = len(self.scenario.departments)
         t0 = time.monotonic()
         nodes: list[int] = []
