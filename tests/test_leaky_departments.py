@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FAST = ["training.epochs=1", "diffusion.replay_per_task=4", "diffusion.sampling_steps=2"]
 LEAKS = ("extra_array", "config_string", "changed_shape", "non_numeric_metric")
 # what the refusal must name, per leak
-FIELD = {"extra_array": "record 'leak'", "config_string": "pool.modalities", "changed_shape": "segmentor.unet.stem.weight",
+FIELD = {"extra_array": "record <undeclared: 4 chars", "config_string": "pool.modalities", "changed_shape": "segmentor.unet.stem.weight",
          "non_numeric_metric": "round_metrics.loss_seg"}
 
 
@@ -75,9 +75,9 @@ class FakeGrid:
         self.scenario, self.kind = scenario, kind
 
     def send_and_receive(self, messages, timeout=None):
-        from flwr.app import ConfigRecord, Message, MetricRecord, RecordDict
+        from flwr.app import Message, MetricRecord
 
-        from c2gr_fed.federation.records import pool_record, state_records
+        from c2gr_fed.federation.records import pool_record, reply_content, state_records
         from c2gr_fed.learning import build_state
         from c2gr_fed.prompts import PromptPool, TaskDescriptor
 
@@ -87,8 +87,8 @@ class FakeGrid:
             state = build_state(self.scenario)
             state.pool = PromptPool.from_wire(dict(m.content.config_records["pool"]))
             state.pool.add(TaskDescriptor.from_task(task))
-            content = RecordDict({**state_records(state), "pool": pool_record(state.pool),
-                                  "round_metrics": MetricRecord({"loss_seg": 0.5, "steps": 2.0})})
+            content = reply_content({**state_records(state), "pool": pool_record(state.pool),
+                                     "round_metrics": MetricRecord({"loss_seg": 0.5, "round": 0.0, "steps": 2.0})})
             if self.kind:
                 leak(self.kind, content)
             out.append(Message(content, reply_to=m))
@@ -178,7 +178,7 @@ def test_the_coordinator_refuses_to_send_undeclared_content(tmp_path: Path, flow
     coord, guarded, state, run = _coordinator(tmp_path, None)
     bad = Message(RecordDict({"discover": ConfigRecord({"protocol": 1, "scenario_sha": coord.sha, "note": "x" * 500})}),
                   dst_node_id=100, message_type="query.discover", group_id="d")
-    with pytest.raises(PrivacyViolation, match="discover.note"):
+    with pytest.raises(PrivacyViolation, match="discover.<undeclared: 4 chars"):
         guarded.send_and_receive([bad], round_index=-1, timeout=1)
 
 

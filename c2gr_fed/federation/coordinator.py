@@ -24,7 +24,8 @@ from ..runs.checkpoint import Checkpoint, atomic_write_text, load_checkpoint, sa
 from ..runs.layout import RunDir
 from ..scenario import Scenario
 from .department import PROTOCOL, schema_of
-from .guarded_grid import GuardedGrid
+from .error_replies import error_text, errors_log_path
+from .guarded_grid import GuardedGrid, reply_error
 from .records import arrays_from_content, pool_record, state_records
 from .settings import AppSettings, scenario_of, scenario_sha
 
@@ -80,7 +81,7 @@ class Coordinator:
             raise PrivacyViolation(str(refused[0]))
         for r in replies:
             if r.has_error():
-                raise FederationError(f"node {r.metadata.src_node_id} failed discovery: {str(r.error.reason)[-400:]}")
+                raise FederationError(f"node {r.metadata.src_node_id} failed discovery: {_failure(r)}")
             ident = r.content.config_records["identity"]
             dept = str(ident["department"])
             if str(ident["scenario_sha"]) != self.sha:
@@ -193,7 +194,7 @@ class Coordinator:
             if reply.has_error():
                 if self.stop_requested():  # the department abandoned the round because of the stop request
                     raise StopRequested(f"stop requested during round {r + 1}: department {dept!r} abandoned it")
-                last_error = str(reply.error.reason)
+                last_error = _failure(reply, dept)
                 continue
             state.load_arrays(arrays_from_content(reply.content))
             state.pool = PromptPool.from_wire(dict(reply.content.config_records["pool"]))
@@ -247,7 +248,7 @@ class Coordinator:
         for rep in replies:
             if rep.has_error():
                 self.emit("evaluate_failed", round=r, department=self.dept_of.get(rep.metadata.src_node_id),
-                          error=str(rep.error.reason)[-300:])
+                          error=_failure(rep, self.dept_of.get(rep.metadata.src_node_id)))
                 continue
             keep = wanted.get(rep.metadata.group_id)
             for k, v in rep.content.metric_records["dice"].items():
@@ -283,7 +284,7 @@ class Coordinator:
                     continue
                 raise PrivacyViolation(str(refused[0]))
             if not replies or replies[0].has_error():
-                err = str(replies[0].error.reason)[-300:] if replies else "no reply"
+                err = _failure(replies[0], dept) if replies else "no reply"
                 results[task_name] = {"department": dept, "error": err}
                 continue
             results[task_name] = {"department": dept,
@@ -314,6 +315,15 @@ class Coordinator:
                         "breaks_data_locality": state_breaks_locality(self.scenario)})
         atomic_write_text(self.run.summary, json.dumps(summary, indent=2, allow_nan=False))
         return summary
+
+
+def _failure(reply: Message, department: str | None = None) -> str:
+    """An accepted error reply in words: its declared code, and where the department keeps its own message."""
+    code = reply_error(reply) or "failed"
+    text = error_text(code)
+    if department and not code.startswith("flower:"):
+        text += f" (on its node: {errors_log_path('RUN_DIR', department)})"
+    return text
 
 
 def department_error(reason: str) -> str:
