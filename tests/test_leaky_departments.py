@@ -88,7 +88,7 @@ class FakeGrid:
             state.pool = PromptPool.from_wire(dict(m.content.config_records["pool"]))
             state.pool.add(TaskDescriptor.from_task(task))
             content = reply_content({**state_records(state), "pool": pool_record(state.pool),
-                                     "round_metrics": MetricRecord({"loss_seg": 0.5, "round": 0.0, "steps": 2.0})})
+                                     "round_metrics": MetricRecord({"loss_seg": 0.5, "round": float(m.content.config_records["train"]["round"]), "steps": 2.0})})
             if self.kind:
                 leak(self.kind, content)
             out.append(Message(content, reply_to=m))
@@ -122,6 +122,14 @@ def _coordinator(tmp: Path, kind: str | None, on_bad_reply: str = "stop"):
     return coord, guarded, build_state(coord.scenario), run
 
 
+def close_log(guarded, root: Path, status: str = "stopped") -> None:
+    """The coordinator's end event, as run_stream writes it (these tests drive single rounds)."""
+    from c2gr_fed.privacy.artefacts import artefact_hashes
+
+    guarded.log.append(direction="coordinator", event="end", status=status, completed_rounds=0, planned_rounds=3,
+                       refused_entry=guarded.last_refused_seq, artefacts=artefact_hashes(root))
+
+
 def _audit(run_dir: Path, capsys: pytest.CaptureFixture) -> tuple[int, str]:
     capsys.readouterr()
     rc = cli_main(["audit", str(run_dir), "--show", "50"])
@@ -133,6 +141,7 @@ def test_an_honest_reply_passes_and_the_audit_agrees(tmp_path: Path, flower_iden
     coord, guarded, state, run = _coordinator(tmp_path, None)
     metrics = coord._train(guarded, state, 0, "Fundus-A", "ophthalmology-aravind")
     assert metrics is not None and metrics["loss_seg"] == 0.5
+    close_log(guarded, run.root)
     rc, out = _audit(run.root, capsys)
     assert rc == 0 and "audit passed" in out
 

@@ -19,6 +19,8 @@ from ..errors import FederationError, PrivacyViolation, RunDirError, StopRequest
 from ..learning import LearnerState, build_state
 from ..metrics import TrainTestMatrix, stream_metrics
 from ..privacy import TransferLog
+from ..privacy.artefacts import artefact_hashes
+from ..privacy.transfer_log import run_key
 from ..prompts import PromptPool
 from ..runs.checkpoint import Checkpoint, atomic_write_text, load_checkpoint, save_checkpoint
 from ..runs.layout import RunDir
@@ -99,11 +101,31 @@ class Coordinator:
     # ------------------------------------------------------------------ the loop
 
     def run_stream(self) -> dict[str, Any]:
+        """The whole stream; the transfer log ends with the coordinator's "end" event whatever stops it."""
+        log = TransferLog(self.run.transfers, key=run_key(self.run.root, create=True))
+        self._completed = 0
+        self._guarded: GuardedGrid | None = None
+        status = "failed"
+        try:
+            summary = self._run_stream(log)
+            status = "finished"
+            return summary
+        except PrivacyViolation:
+            status = "refused"
+            raise
+        except StopRequested:
+            status = "stopped"
+            raise
+        finally:
+            log.append(direction="coordinator", event="end", status=status, completed_rounds=self._completed,
+                       planned_rounds=len(self.scenario.stream()), refused_entry=self._guarded.last_refused_seq if self._guarded else None,
+                       artefacts=artefact_hashes(self.run.root))
+
+    def _run_stream(self, log: TransferLog) -> dict[str, Any]:
         sc = self.scenario
         stream = sc.stream()
         names = [t.name for t in stream]
         schema = schema_of(sc)
-        log = TransferLog(self.run.transfers)
         state = build_state(sc)
         matrix = TrainTestMatrix(names)
         start = 0
@@ -121,12 +143,14 @@ class Coordinator:
             state.pool = PromptPool.from_wire(ck.pool)
             matrix = TrainTestMatrix.from_json(ck.matrix)
             start = ck.completed_rounds
+            self._completed = start
             log.truncate_to(ck.log_position)
             self._truncate_rounds(start)
             self.emit("resumed", completed_rounds=start)
         elif self.settings.resume and log.position:
             log.truncate_to(0)
         guarded = GuardedGrid(self.grid, schema, log, self._department_of_node, self.settings.should_stop)
+        self._guarded = guarded
         self.discover(guarded)
         individual = state.method.name == "individual"
         bank = _bank_from_arrays(ck.arrays, ck.extra) if (individual and ck is not None) else {}
@@ -149,6 +173,8 @@ class Coordinator:
             for on, v in dice.items():
                 matrix.set(task.name, on, v)
             atomic_write_text(self.run.rounds, self._rounds_text(r, task.name, dept, metrics, time.perf_counter() - t0))
+            self._write_matrix(matrix, upto=r)
+            log.append(direction="coordinator", event="round-done", round=r, artefacts=artefact_hashes(self.run.root))
             arrays = state.arrays()
             extra: dict[str, Any] = {"excluded": sorted(self.excluded)}
             if individual:
@@ -157,7 +183,7 @@ class Coordinator:
                 extra["bank_pools"] = {name: pool for name, (_, pool) in bank.items()}
             save_checkpoint(self.run.checkpoints, Checkpoint(r + 1, arrays, state.pool.to_wire(),
                                                              matrix.to_json(), log.position, self.sha, extra))
-            self._write_matrix(matrix, upto=r)
+            self._completed = r + 1
             self.emit("round_end", round=r, task=task.name, department=dept, metrics=metrics,
                       row={k: matrix.get(r, j) for j, k in enumerate(names)}, seconds=time.perf_counter() - t0)
         summary = self._write_matrix(matrix, upto=len(stream) - 1)

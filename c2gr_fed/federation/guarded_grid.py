@@ -50,6 +50,8 @@ class GuardedGrid:
         self.log = log
         self.department_of_node = department_of_node
         self.should_stop = should_stop
+        self.last_refused_seq: int | None = None
+        """the log entry of the last refused reply (the coordinator's end event names it)."""
 
     def _wait_for_replies(self, messages: list[Message], timeout: float, stoppable: bool) -> list[Message]:
         """Flower's Grid.send_and_receive, but a stop request ends the wait (StopRequested): any request when
@@ -112,11 +114,12 @@ class GuardedGrid:
                                               f"reason {redacted(info.error)} is not a declared error "
                                               f"(declared codes: {sorted(ERROR_CODES)})"))
                 error = code or redacted(info.error)
-            self.log.append(direction="department->coordinator", department=dept, round=round_index,
+            entry = self.log.append(direction="department->coordinator", department=dept, round=round_index,
                             **{**self.schema.log_form(info, reply=True, department=dept), "error": error},
                             violations=[str(v) for v in problems], reply_to=request_seq,
                             wait_s=round(time.perf_counter() - t0, 3))
             if problems:
+                self.last_refused_seq = entry["seq"]
                 refused.append(Refusal(dept, round_index, declared_or_redacted(info.message_type, MESSAGE_TYPES),
                                        problems))
             else:

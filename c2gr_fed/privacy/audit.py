@@ -20,9 +20,13 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from .redact import as_logged
 from .schema import Violation, WireSchema, schema_for_scenario, value_hash
-from .transfer_log import read_log, verify_chain
+from .error_codes import ERROR_CODES
+from .log_completeness import completeness_problems
+from .transfer_log import KEY_FILE, read_log, verify_chain
 
+DECLARED_ERRORS = set(ERROR_CODES) | {"no-reply"}
 MIA_WARN_AUC = 0.8
 """Membership-inference AUC at or above this is reported as a warning (the segmentor is not a generator that
 travels with samples; its overfitting is measured and shown, not a wire violation)."""
@@ -33,7 +37,8 @@ def _problem(kind: str, where: str, what: str) -> dict[str, str]:
     return {"kind": kind, "where": where, "what": what}
 
 
-def audit_run(run_dir: Path, schema: WireSchema | None = None) -> dict[str, Any]:
+def audit_run(run_dir: Path, schema: WireSchema | None = None, key_path: Path | None = None,
+              head: str | None = None) -> dict[str, Any]:
     """The audit as a JSON-able dict (see module docstring). Raises FileNotFoundError when RUN_DIR is not a run."""
     from ..scenario import load_scenario
 
@@ -47,8 +52,13 @@ def audit_run(run_dir: Path, schema: WireSchema | None = None) -> dict[str, Any]
     problems: list[dict[str, str]] = []
     warnings: list[str] = []
 
-    chain = verify_chain(log_path)
+    key_path = Path(key_path) if key_path else run_dir / KEY_FILE
+    key = bytes.fromhex(key_path.read_text().strip()) if key_path.exists() else None
+    chain = verify_chain(log_path, key)
     problems += [_problem("chain", "transfers.jsonl", p) for p in chain]
+    if key is None:
+        warnings.append(f"no log key at {key_path}: a chain rewritten end to end cannot be told from the original "
+                        "(pass --key, or --head with the head recorded when the run ended)")
 
     try:
         entries = list(read_log(log_path))
@@ -60,7 +70,14 @@ def audit_run(run_dir: Path, schema: WireSchema | None = None) -> dict[str, Any]
     per_round: dict[str, dict[str, int]] = defaultdict(lambda: {"messages": 0, "bytes": 0})
     per_type: dict[str, dict[str, int]] = defaultdict(lambda: {"messages": 0, "bytes": 0})
     refused_live = rechecked = errors = 0
+    for p in completeness_problems(entries, run_dir):
+        problems.append(_problem("completeness", "transfers.jsonl", p))
+    if head is not None and (entries[-1].get("hash") if entries else None) != head:
+        problems.append(_problem("chain", "transfers.jsonl", "the log's last entry is not the head you hold "
+                                 "(shortened, extended or rewritten)"))
     for e in entries:
+        if e.get("direction") == "coordinator":
+            continue  # the coordinator's own events (round-done, end): checked by completeness_problems
         seq, dept, rnd = e.get("seq"), str(e.get("department")), e.get("round")
         where = f"entry {seq} ({e.get('direction')}, department {dept!r}, round {rnd}, {e.get('message_type')})"
         direction = e.get("direction")
@@ -79,6 +96,9 @@ def audit_run(run_dir: Path, schema: WireSchema | None = None) -> dict[str, Any]
         per_type[str(e.get("message_type"))]["bytes"] += nbytes
         if e.get("error"):
             errors += 1
+            if e.get("error") not in DECLARED_ERRORS and not str(e.get("error")).startswith("flower:"):
+                problems.append(_problem("schema", where, f"error {as_logged(e.get('error'), ())} is not a declared "
+                                         "error code"))
         if dept not in schema.department_tasks and not (e.get("message_type") == "query.discover"
                                                          and re.fullmatch(r"node-\d+", dept)):
             problems.append(_problem("schema", where, f"department {dept!r} is not in the scenario"))
@@ -106,7 +126,8 @@ def audit_run(run_dir: Path, schema: WireSchema | None = None) -> dict[str, Any]
         "ok": not problems,
         "problems": problems,
         "warnings": warnings,
-        "chain": {"entries": len(entries), "intact": not chain, "problems": chain},
+        "chain": {"entries": len(entries), "intact": not chain, "problems": chain, "key_checked": key is not None,
+                  "head": entries[-1].get("hash") if entries else None},
         "schema": {"messages_rechecked": rechecked, "refused_during_run": refused_live, "error_replies": errors},
         "totals": {"by_direction": per_dir, "by_department": dict(sorted(per_dept.items())),
                    "by_round": dict(sorted(per_round.items(), key=lambda kv: _round_key(kv[0]))),
