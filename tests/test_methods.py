@@ -281,7 +281,8 @@ def test_remask_method_keeps_the_images_and_resamples_the_masks_given_them(root:
 
 def test_segmentor_labelled_method_keeps_the_images_and_takes_the_segmentors_masks(root: Path) -> None:
     """c2gr-vs draws the same images as c2gr-v (same seed, same BJD generator); its masks are the received
-    segmentor's predictions on those images, as GR's are, and it reports no agreement (nothing to score)."""
+    segmentor's predictions on those images, as GR's are; its agreement scores the generated masks (c2gr-v's
+    replay masks) against those predictions."""
     import torch
 
     from c2gr_fed.learning.replay import _label_with_segmentor
@@ -289,12 +290,24 @@ def test_segmentor_labelled_method_keeps_the_images_and_takes_the_segmentors_mas
 
     assert METHOD_SPECS["c2gr-vs"].objective == "bjd" and METHOD_SPECS["gr-v"].objective == "njd"
     sc, enc, state, desc, labelled, joint = _replay_beside_c2gr_v(root, "c2gr-vs")
-    assert labelled.agreement is None
     assert torch.equal(labelled.images, joint.images)
+    from c2gr_fed.metrics import case_dice
+
+    torch.testing.assert_close(labelled.agreement, case_dice(labelled.masks, joint.masks, desc.num_classes))
     state.prompts.eval()
     with torch.no_grad():
         seg_tokens = state.prompts(embed_pool(state.pool, enc)).seg[0]
     assert torch.equal(labelled.masks, _label_with_segmentor(state, labelled.images, seg_tokens, desc.num_classes))
+
+
+def test_replay_masks_setting_turns_c2gr_pair_replay_into_segmentor_labels(root: Path) -> None:
+    from c2gr_fed.learning.state import build_state
+
+    sc = load_scenario(root / "scenarios" / "smoke.yaml", ["diffusion.replay_masks=segmentor"])
+    assert build_state(sc).method.replay == "images" and build_state(sc).method.name == "c2gr"
+    assert build_state(load_scenario(root / "scenarios" / "smoke.yaml")).method.replay == "pairs"
+    with pytest.raises(Exception, match="replay_masks"):
+        load_scenario(root / "scenarios" / "smoke.yaml", ["diffusion.replay_masks=segmentor", "method=c2gr-vf"])
 
 
 def test_plain_prompt_variant_differs_from_c2gr_vs_in_the_prompts_only(root: Path) -> None:

@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ..scenario.departures import departures_from_paper
 from ..errors import C2GRError, RunDirError
 from ..federation.settings import AppSettings, scenario_sha
 from ..runs.checkpoint import atomic_write_text, load_checkpoint
@@ -137,7 +138,6 @@ def run_command(args: argparse.Namespace, console: Console, verbose: bool) -> in
     from ..data.file_check import open_task_files
     from ..federation.resources import check_machine
     from ..learning import method_spec
-    from ..scenario.departures import departures_from_paper
 
     spec = method_spec(scenario.method)
     check_machine(scenario)

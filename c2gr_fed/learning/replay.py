@@ -41,8 +41,9 @@ class ReplaySet:
     task_ids: torch.Tensor
     task_names: tuple[str, ...]
     agreement: torch.Tensor | None = None
-    """(M,) float: Dice of each kept mask with the received segmentor's prediction; None where the masks are that
-    prediction (replay "images": gr, gr-v, c2gr-vs)."""
+    """(M,) float: Dice of each pair's generated mask with the received segmentor's prediction on its image (with
+    replay "images", gr, gr-v, c2gr-vs or diffusion.replay_masks: segmentor, the prediction is the replay mask and
+    the generated mask is only scored)."""
     candidate_agreement: float | None = None
     """mean agreement over every sampled candidate, before any filtering."""
 
@@ -90,7 +91,7 @@ def synthesise_replay(
     pool = state.pool
     counts = [replay_count(scenario, desc.name, current_train_size) for desc in pool]
     oversample = dc.replay_oversample if state.method.filter_replay else 1
-    scored = state.method.replay != "images"  # these masks are the received segmentor's own predictions
+    scored = True  # every replay is scored: the generated mask against the received segmentor's prediction
     emb = embed_pool(pool, encoder)
     emb = emb.to(device)
     state.prompts.eval()
@@ -109,12 +110,13 @@ def synthesise_replay(
             if progress is not None:
                 progress("replay", base + d, total)
 
-        x, y = generate_task_pairs(state, scenario, ctx, tokens.seg[t_idx], desc.num_classes,
-                                   seed=seed + 104_729 * (t_idx + 1), progress=cb, denoiser=denoiser)
+        x, generated, y = _draw(state, scenario, ctx, tokens.seg[t_idx], desc.num_classes,
+                                seed=seed + 104_729 * (t_idx + 1), progress=cb, denoiser=denoiser)
         done += n_per
         if scored:
-            agree = case_dice(_label_with_segmentor(state, x, tokens.seg[t_idx], desc.num_classes), y,
-                              desc.num_classes).cpu()
+            labels = y if state.method.replay == "images" else _label_with_segmentor(state, x, tokens.seg[t_idx],
+                                                                                     desc.num_classes)
+            agree = case_dice(labels, generated, desc.num_classes).cpu()
             candidates.append(agree)
             if oversample > 1:
                 keep = most_agreeing(agree, counts[t_idx])
@@ -163,6 +165,15 @@ def generate_task_pairs(
     generated image (seed + 7919); images (gr, gr-v, c2gr-vs): the received segmentor's prediction on the generated
     image. denoiser: the generator to draw from (default: the state's one generator).
     """
+    x, _, masks = _draw(state, scenario, gen_tokens, seg_tokens, num_classes, seed, progress, denoiser)
+    return x, masks
+
+
+def _draw(state: LearnerState, scenario: Scenario, gen_tokens: torch.Tensor, seg_tokens: torch.Tensor,
+          num_classes: int, seed: int, progress: Callable[[int, int], None] | None = None,
+          denoiser: torch.nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """generate_task_pairs, also returning the generator's own masks (N, S, S): images, generated masks (decoded
+    joint or re-sampled code) and the replay masks the method uses (the generated ones, or the segmentor's)."""
     denoiser = denoiser if denoiser is not None else state.denoiser
     assert denoiser is not None and state.schedule is not None
     dc = scenario.diffusion
@@ -170,14 +181,15 @@ def generate_task_pairs(
         denoiser, gen_tokens, scenario.image_size, scenario.model.max_classes, state.schedule,
         sampler=dc.sampler, steps=dc.sampling_steps, seed=seed, chunk_size=dc.chunk_size, progress=progress,
     )
-    if state.method.replay == "images":
-        return x, _label_with_segmentor(state, x, seg_tokens, num_classes)
     if state.method.replay == "remask":
         code = sample_masks_given_images(
             denoiser, x, gen_tokens, scenario.model.max_classes, state.schedule, sampler=dc.sampler,
             steps=dc.sampling_steps, seed=seed + 7_919, chunk_size=dc.chunk_size,
         )
-    return x, decode_masks(code, _class_counts(x, num_classes))
+    generated = decode_masks(code, _class_counts(x, num_classes))
+    if state.method.replay == "images":
+        return x, generated, _label_with_segmentor(state, x, seg_tokens, num_classes)
+    return x, generated, generated
 
 
 def _class_counts(x: torch.Tensor, num_classes: int) -> torch.Tensor:

@@ -6,7 +6,7 @@ are described by `wire_schema()` so that the privacy guard can check every messa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -87,6 +87,8 @@ def text_dim(scenario: Scenario) -> int:
 def build_state(scenario: Scenario, method: str | None = None) -> LearnerState:
     """Fresh models, initialised deterministically from the scenario seed."""
     spec = method_spec(method or scenario.method)
+    if scenario.diffusion.replay_masks == "segmentor" and spec.replay == "pairs":
+        spec = replace(spec, replay="images")  # generated images, labelled by the received segmentor
     torch.manual_seed(scenario.seed)
     pc = scenario.model.prompt
     prompts = build_prompt_module(spec.prompt_kind, text_dim(scenario), pc)

@@ -89,8 +89,8 @@ def write_report(root: Path) -> Path:
     grids = sorted(run.root.glob("departments/*/replay_round_*.png"), key=lambda g: (g.stem, g.parent.name))
     if grids:
         lines += ["## Replay in the last round", "", "What the last department trained on for every earlier task (kept "
-                  "in its own folder, never sent). With pair replay each overlay is titled with its agreement with "
-                  "the received segmentor.", "", f"![last replay grid]({grids[-1].relative_to(run.root)})", ""]
+                  "in its own folder, never sent); the masks shown are the replay masks, and each overlay is titled "
+                  "with the agreement of the generator's own mask with the received segmentor.", "", f"![last replay grid]({grids[-1].relative_to(run.root)})", ""]
     if d["rounds"]:
         lines += ["## Rounds", "", "| round | task | department | train samples | replay samples | steps | replay s | train s | wall s |",
                   "|---|---|---|---|---|---|---|---|---|"]
@@ -134,8 +134,9 @@ def _retention_lines(matrix: TrainTestMatrix, rounds: list[dict[str, Any]]) -> l
     R = matrix.values
     last = rounds[-1] if rounds else {}
     lines = ["## Retention per task", "", f"Dice (x100) when each task was learned and after round {T + 1}; kept = "
-             "the ratio (the paper's BWT averages it over the earlier tasks); replay agreement = mean Dice of the last "
-             "round's replay masks with the received segmentor's predictions on the replay images.", "",
+             "the ratio (the paper's BWT averages it over the earlier tasks); replay agreement = mean Dice, in the last "
+             "round, between the masks the generator drew with each replay image and the received segmentor's "
+             "prediction on that image.", "",
              "| task | Dice when learned | Dice now | kept % | replay agreement (last round) |", "|---|---|---|---|---|"]
     for j in range(T + 1):
         name = matrix.tasks[j]

@@ -18,7 +18,7 @@ from ..errors import RunDirError
 from .layout import RunDir
 
 TOP_LEVEL = ("scenario.yaml", "run.json", "summary.json", "matrix.csv", "matrix.json", "rounds.jsonl", "report.md",
-             "audit.md", "audit.json")
+             "audit.md", "audit.json", "memorisation.json")
 FIGURE_PATTERNS = ("figures/*.png", "departments/*/*.png", "departments/*/*.md")
 
 

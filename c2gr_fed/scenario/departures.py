@@ -20,6 +20,9 @@ def departures_from_paper(scenario: Scenario) -> list[str]:
         if dc.generators == "bank":
             out.append(f"a frozen generator per task (diffusion.generators: bank, warm start "
                        f"{dc.bank_warm_start}) instead of one shared generator")
+        if dc.replay_masks == "segmentor":
+            out.append("replay masks are the received segmentor's predictions on the generated images "
+                       "(diffusion.replay_masks), not the generated masks")
         if dc.prediction_type != "epsilon":
             out.append(f"the generator predicts {dc.prediction_type} (diffusion.prediction_type), not the noise")
         if dc.ema is not None:

@@ -302,6 +302,12 @@ class DiffusionConfig(StrictModel):
         description="with ema: the decay ramps up as min(ema, (1 + n) / (10 + n)) over the round's n updates, so the "
         "sampling weights follow a warm-started or fresh generator instead of staying near its starting point",
     )
+    replay_masks: Literal["generated", "segmentor"] = Field(
+        "generated",
+        description="masks of the replay pairs of a pair-replay method (c2gr, c2gr-njd, c2gr-norups): generated "
+        "jointly with the image (the paper's coupled replay), or the received segmentor's prediction on the "
+        "generated image (as in GR); the generator is trained the same way either way",
+    )
     generators: Literal["single", "bank"] = Field(
         "single",
         description="single: one prompt-conditioned generator for every task, retrained each round on current data "
@@ -403,6 +409,9 @@ class Scenario(StrictModel):
         if dc.generators == "bank" and self.method == "c2gr-vd":
             raise ValueError("diffusion.generators is 'bank' but method 'c2gr-vd' distils the received single "
                              "generator, which a bank does not have: use diffusion.generators: single")
+        if dc.replay_masks == "segmentor" and self.method in ("c2gr-vf", "c2gr-remask", "c2gr-vr"):
+            raise ValueError(f"diffusion.replay_masks is 'segmentor' but method {self.method!r} makes its replay "
+                             "masks itself (filtered or re-sampled generated masks): use replay_masks: generated")
         if dc.ema_warmup and dc.ema is None:
             raise ValueError("diffusion.ema_warmup is true but diffusion.ema is not set: give diffusion.ema "
                              "(e.g. 0.995) or drop ema_warmup")
