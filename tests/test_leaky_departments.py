@@ -160,7 +160,7 @@ def test_each_leak_is_refused_before_use_and_stops_the_run(kind: str, tmp_path: 
     # logged with its violations; the chain stays intact
     entries = list(read_log(run.transfers))
     assert verify_chain(run.transfers) == []
-    refused = [e for e in entries if e["violations"]]
+    refused = [e for e in entries if e.get("violations")]
     assert len(refused) == 1 and any(FIELD[kind] in v for v in refused[0]["violations"])
     # the log never holds the payload
     text = run.transfers.read_text()
@@ -220,7 +220,7 @@ def test_four_leaky_departments_in_a_real_simulation(tmp_path: Path, capsys) -> 
     summary = json.loads(run.summary.read_text())
     assert summary["excluded_departments"] == sorted(d.name for d in sc.departments)
     entries = list(read_log(run.transfers))
-    refused = {e["department"]: " ".join(e["violations"]) for e in entries if e["violations"]}
+    refused = {e["department"]: " ".join(e["violations"]) for e in entries if e.get("violations")}
     assert FIELD["extra_array"] in refused["ophthalmology-aravind"]
     assert FIELD["config_string"] in refused["ophthalmology-nidek"]
     assert FIELD["changed_shape"] in refused["cardiology-siemens"]

@@ -66,7 +66,7 @@ def test_sigkill_during_a_round_then_resume(root: Path, tmp_path: Path) -> None:
         assert after["values"][i] == before["values"][i]
     assert verify_chain(out / "transfers.jsonl") == []
     trains = [e for e in read_log(out / "transfers.jsonl")
-              if e["direction"] == "department->coordinator" and e["message_type"] == "train"]
+              if e["direction"] == "department->coordinator" and e.get("message_type") == "train"]
     assert len(trains) == 3
     # and the resumed run computed exactly what an uninterrupted one computes
     local, _, _ = run_stream_local(load_scenario(root / "scenarios" / "smoke.yaml", FAST), threads=1)

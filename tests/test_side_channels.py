@@ -156,3 +156,42 @@ def test_a_tampered_log_fails_the_audit(how: str, closed_run, capsys) -> None:
         assert rc == 0, out
     else:
         assert rc == 1 and "audit FAILED" in out, out
+
+
+def test_a_log_written_by_an_earlier_version_is_named_as_such(closed_run, capsys) -> None:
+    """An earlier version's log (no request/reply pairing, no coordinator events, no key MACs) fails the audit
+    with one problem saying it predates the current format, not one per entry."""
+    from c2gr_fed.privacy.transfer_log import KEY_FILE
+
+    run = closed_run
+    old_fields = ("reply_to", "mac", "timeout_s")
+    entries = [{k: v for k, v in e.items() if k not in old_fields}
+               for e in read_log(run.transfers) if e.get("direction") != "coordinator"]
+    _rewrite(run.transfers, entries)
+    (run.root / KEY_FILE).unlink()
+    rc, out = _audit(run.root, capsys)
+    assert rc == 1 and "audit FAILED: 1 violation(s)" in out, out
+    assert "[format] transfers.jsonl: the log predates the current transfer-log format" in " ".join(out.split()), out
+    rep = json.loads((run.root / "audit.json").read_text())
+    assert rep["log_format"] == "legacy" and rep["chain"]["intact"] and rep["schema"]["messages_rechecked"] == 0
+    assert "log format: legacy" in (run.root / "audit.md").read_text()
+
+
+def test_export_leaves_the_run_key_and_the_errors_logs_out(closed_run, tmp_path: Path) -> None:
+    from c2gr_fed.federation.error_replies import errors_log_path
+    from c2gr_fed.privacy.transfer_log import KEY_FILE
+    from c2gr_fed.runs.export import export_results
+
+    run = closed_run
+    for name in ("matrix.json", "summary.json"):
+        (run.root / name).write_text("{}\n")
+    errors = errors_log_path(run.root, "ophthalmology-aravind")
+    errors.parent.mkdir(parents=True, exist_ok=True)
+    errors.write_text('{"error": "the department\'s own text"}\n')
+    assert (run.root / KEY_FILE).is_file()
+    dest = tmp_path / "exported"
+    for with_log in (False, True):
+        written = export_results(run.root, dest, with_transfer_log=with_log)
+        assert not any(p.parts[0] == "keys" or p.name == "errors.jsonl" for p in written), written
+        assert (run.transfers.name in map(str, written)) == with_log
+    assert not (dest / "keys").exists() and not any(dest.rglob("errors.jsonl"))

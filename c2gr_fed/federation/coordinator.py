@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 from flwr.app import ConfigRecord, Message, RecordDict
@@ -20,6 +21,7 @@ from ..learning import LearnerState, build_state
 from ..metrics import TrainTestMatrix, stream_metrics
 from ..privacy import TransferLog
 from ..privacy.artefacts import artefact_hashes
+from ..privacy.error_codes import describe_code
 from ..privacy.transfer_log import run_key
 from ..prompts import PromptPool
 from ..runs.checkpoint import Checkpoint, atomic_write_text, load_checkpoint, save_checkpoint
@@ -220,7 +222,7 @@ class Coordinator:
             if reply.has_error():
                 if self.stop_requested():  # the department abandoned the round because of the stop request
                     raise StopRequested(f"stop requested during round {r + 1}: department {dept!r} abandoned it")
-                last_error = _failure(reply, dept)
+                last_error = _failure(reply, dept, self.run.root)
                 continue
             state.load_arrays(arrays_from_content(reply.content))
             state.pool = PromptPool.from_wire(dict(reply.content.config_records["pool"]))
@@ -274,7 +276,7 @@ class Coordinator:
         for rep in replies:
             if rep.has_error():
                 self.emit("evaluate_failed", round=r, department=self.dept_of.get(rep.metadata.src_node_id),
-                          error=_failure(rep, self.dept_of.get(rep.metadata.src_node_id)))
+                          error=_failure(rep, self.dept_of.get(rep.metadata.src_node_id), self.run.root))
                 continue
             keep = wanted.get(rep.metadata.group_id)
             for k, v in rep.content.metric_records["dice"].items():
@@ -310,7 +312,7 @@ class Coordinator:
                     continue
                 raise PrivacyViolation(str(refused[0]))
             if not replies or replies[0].has_error():
-                err = _failure(replies[0], dept) if replies else "no reply"
+                err = _failure(replies[0], dept, self.run.root) if replies else "no reply"
                 results[task_name] = {"department": dept, "error": err}
                 continue
             results[task_name] = {"department": dept,
@@ -343,13 +345,15 @@ class Coordinator:
         return summary
 
 
-def _failure(reply: Message, department: str | None = None) -> str:
-    """An accepted error reply in words: its declared code, and where the department keeps its own message."""
+def _failure(reply: Message, department: str | None = None, run_root: Path | None = None) -> str:
+    """An accepted error reply on one line: its declared code in words and, for a department's own failure, the
+    file that holds the department's message (RUN_DIR/departments/NAME/errors.jsonl on that department's node;
+    in simulation and deploy-local the coordinator's run directory is the departments' too)."""
     code = reply_error(reply) or "failed"
-    text = error_text(code)
-    if department and not code.startswith("flower:"):
-        text += f" (on its node: {errors_log_path('RUN_DIR', department)})"
-    return text
+    if code.startswith("flower:"):
+        return error_text(code)
+    where = errors_log_path(run_root if run_root is not None else "RUN_DIR", department or "NAME")
+    return f"{describe_code(code)}; the department's own message is in {where} on its node"
 
 
 def department_error(reason: str) -> str:

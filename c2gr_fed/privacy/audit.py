@@ -33,6 +33,19 @@ travels with samples; its overfitting is measured and shown, not a wire violatio
 DIRECTIONS = ("coordinator->department", "department->coordinator")
 
 
+LEGACY_FORMAT = ("the log predates the current transfer-log format (no request/reply pairing, no coordinator "
+                 "round-done or end events, no key MACs), so this audit cannot establish that it is whole or that "
+                 "its replies passed the current guard; its hash chain and totals are reported, its messages are "
+                 "not re-checked. Re-run the scenario with this version for an auditable log")
+"""The one problem an audit of a log written by an earlier version reports (instead of one per entry)."""
+
+
+def is_legacy_log(entries: list[dict[str, Any]]) -> bool:
+    """True for a non-empty log with none of the current format's marks: a reply's `reply_to`, a coordinator
+    event, an entry's key MAC. (A log stripped of them to look old fails the audit all the same.)"""
+    return bool(entries) and not any("reply_to" in e or "event" in e or "mac" in e for e in entries)
+
+
 def _problem(kind: str, where: str, what: str) -> dict[str, str]:
     return {"kind": kind, "where": where, "what": what}
 
@@ -70,8 +83,12 @@ def audit_run(run_dir: Path, schema: WireSchema | None = None, key_path: Path | 
     per_round: dict[str, dict[str, int]] = defaultdict(lambda: {"messages": 0, "bytes": 0})
     per_type: dict[str, dict[str, int]] = defaultdict(lambda: {"messages": 0, "bytes": 0})
     refused_live = rechecked = errors = 0
-    for p in completeness_problems(entries, run_dir):
-        problems.append(_problem("completeness", "transfers.jsonl", p))
+    legacy = is_legacy_log(entries)
+    if legacy:
+        problems.insert(0, _problem("format", "transfers.jsonl", LEGACY_FORMAT))
+    else:
+        for p in completeness_problems(entries, run_dir):
+            problems.append(_problem("completeness", "transfers.jsonl", p))
     if head is not None and (entries[-1].get("hash") if entries else None) != head:
         problems.append(_problem("chain", "transfers.jsonl", "the log's last entry is not the head you hold "
                                  "(shortened, extended or rewritten)"))
@@ -105,6 +122,8 @@ def audit_run(run_dir: Path, schema: WireSchema | None = None, key_path: Path | 
         for v in e.get("violations") or []:
             refused_live += 1
             problems.append(_problem("refused", where, f"refused during the run: {v}"))
+        if legacy:
+            continue  # written before the current schema and log form: totals only (the format problem says why)
         found = schema.check_logged(e, reply=reply, department=dept)
         # the instruction's round must be the log's round
         for rname in ("train", "evaluate", "audit"):
@@ -124,6 +143,7 @@ def audit_run(run_dir: Path, schema: WireSchema | None = None, key_path: Path | 
         "scenario": scenario.name,
         "scenario_sha": schema.scenario_sha,
         "ok": not problems,
+        "log_format": "legacy" if legacy else "current",
         "problems": problems,
         "warnings": warnings,
         "chain": {"entries": len(entries), "intact": not chain, "problems": chain, "key_checked": key is not None,
@@ -207,6 +227,9 @@ def render_markdown(rep: dict[str, Any]) -> str:
     c, s = rep["chain"], rep["schema"]
     lines += ["## Transfer log", "",
               f"- hash chain: {'intact' if c['intact'] else 'BROKEN'} ({c['entries']} entries)",
+              f"- log format: {rep.get('log_format', 'current')}"
+              + (" (written by an earlier version: not re-checked, see the format violation)"
+                 if rep.get("log_format") == "legacy" else ""),
               f"- messages re-checked against the declared schema rebuilt from scenario.yaml: {s['messages_rechecked']}",
               f"- replies refused by the guard during the run: {s['refused_during_run']}",
               f"- error replies (no content): {s['error_replies']}", "",

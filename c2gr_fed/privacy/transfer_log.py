@@ -63,6 +63,11 @@ class TransferLog:
                 self._seq = entry["seq"] + 1
 
     @property
+    def head(self) -> str:
+        """The hash of the last entry (GENESIS when empty): what an auditor keeps to pass as `audit --head`."""
+        return self._last
+
+    @property
     def position(self) -> int:
         """Number of entries written so far (checkpoints record it)."""
         return self._seq
@@ -99,12 +104,6 @@ def read_log(path: Path) -> Iterator[dict[str, Any]]:
                     yield json.loads(line)
                 except json.JSONDecodeError as exc:
                     raise ValueError(f"{path}:{lineno}: not a JSON line ({exc})") from None
-
-
-    @property
-    def head(self) -> str:
-        """The hash of the last entry (GENESIS when empty): checkpoints record it."""
-        return self._last
 
 
 def verify_chain(path: Path, key: bytes | None = None) -> list[str]:
