@@ -38,3 +38,8 @@ class StopRequested(C2GRError):
 
 class ResourceError(C2GRError):
     """The scenario asks for more CPUs or GPUs per department than the machine (or the Ray cluster) has."""
+
+
+class DepartmentFailure(C2GRError):
+    """What a department raises to Flower when a handler fails: its text is only a declared error code
+    (c2gr_fed.privacy.error_codes); the original error stays in the department's own errors log."""

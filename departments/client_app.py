@@ -9,7 +9,9 @@ from __future__ import annotations
 from flwr.app import Context, Message
 from flwr.clientapp import ClientApp
 
-from c2gr_fed.federation.department import handle_audit, handle_discover, handle_evaluate, handle_train
+from c2gr_fed.federation.department import (handle_audit, handle_discover, handle_evaluate, handle_train,
+                                            where_errors_go)
+from c2gr_fed.federation.error_replies import with_error_codes
 from c2gr_fed.federation.settings import AppSettings, settings_from_context
 
 
@@ -20,21 +22,24 @@ def make_client_app(settings: AppSettings | None = None, mods: list | None = Non
     def _settings(context: Context) -> AppSettings:
         return settings_from_context(settings, dict(context.run_config), dict(context.node_config))
 
+    def _where(context: Context) -> tuple[str | None, str]:
+        return where_errors_go(_settings(context), context)
+
     @app.query("discover")
     def discover(msg: Message, context: Context) -> Message:
-        return handle_discover(_settings(context), msg, context)
+        return with_error_codes(lambda m, c: handle_discover(_settings(c), m, c), _where)(msg, context)
 
     @app.train()
     def train(msg: Message, context: Context) -> Message:
-        return handle_train(_settings(context), msg, context)
+        return with_error_codes(lambda m, c: handle_train(_settings(c), m, c), _where)(msg, context)
 
     @app.evaluate()
     def evaluate(msg: Message, context: Context) -> Message:
-        return handle_evaluate(_settings(context), msg, context)
+        return with_error_codes(lambda m, c: handle_evaluate(_settings(c), m, c), _where)(msg, context)
 
     @app.query("audit")
     def audit(msg: Message, context: Context) -> Message:
-        return handle_audit(_settings(context), msg, context)
+        return with_error_codes(lambda m, c: handle_audit(_settings(c), m, c), _where)(msg, context)
 
     return app
 

@@ -141,7 +141,7 @@ def test_deploy_local_smoke_to_a_complete_run_directory(root: Path, tmp_path: Pa
     from c2gr_fed.privacy import read_log, verify_chain
 
     assert verify_chain(out / "transfers.jsonl") == []
-    kinds = [(e["direction"], e["message_type"]) for e in read_log(out / "transfers.jsonl")]
+    kinds = [(e["direction"], e.get("message_type")) for e in read_log(out / "transfers.jsonl")]
     assert kinds.count(("department->coordinator", "train")) == 3
     assert kinds.count(("department->coordinator", "evaluate")) == 9
     deploy = json.loads((out / "deploy.json").read_text())

@@ -1,5 +1,6 @@
 """Failing departments: a train error or time-out is retried; persistent failure stops the run with a clear
-error and the state saved; a failed evaluation is recorded as missing (never zero) and the run goes on."""
+error and the state saved; a failed evaluation is recorded as missing (never zero) and the run goes on.
+An error reply carries only a declared code: the department's own text stays in its errors log."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from c2gr_fed.errors import FederationError
+from c2gr_fed.federation.department import where_errors_go
+from c2gr_fed.federation.error_replies import errors_log_path, with_error_codes
 from c2gr_fed.federation.settings import AppSettings
 from c2gr_fed.privacy import read_log
 from c2gr_fed.runs.layout import RunDir
@@ -47,8 +50,26 @@ def _first_time(flag_dir: Path, name: str) -> bool:
         return False
 
 
-def _faults(flag_dir: Path):
+def _in_department(settings: AppSettings, fault):
+    """A client mod whose `fault(msg, ctx, call_next)` fails inside the department, as its handlers do: the
+    failure leaves as a declared error code and its text goes to the department's errors log."""
+
+    node_settings = replace(settings, events=None)
+
     def mod(msg, ctx, call_next):
+        return with_error_codes(lambda m, c: fault(m, c, call_next),
+                                lambda c: where_errors_go(node_settings, c))(msg, ctx)
+
+    return mod
+
+
+def _errors_logged(run_dir: Path, department: str) -> list[dict]:
+    path = errors_log_path(run_dir, department)
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def _faults(flag_dir: Path):
+    def fault(msg, ctx, call_next):
         dept_index = int(ctx.node_config.get("partition-id", -1))
         kind = msg.metadata.message_type
         if kind == "train" and dept_index == 0 and _first_time(flag_dir, "train-error"):
@@ -59,14 +80,14 @@ def _faults(flag_dir: Path):
             raise RuntimeError("injected: evaluation node out of memory")
         return call_next(msg, ctx)
 
-    return mod
+    return fault
 
 
 def test_retries_and_missing_evaluations(root: Path, tmp_path: Path) -> None:
     flags = tmp_path / "flags"
     flags.mkdir()
     settings, sc = _prepare(root, tmp_path, ["federation.retries=2", "federation.round_timeout_s=30"])
-    _launch(settings, sc, [_faults(flags)])
+    _launch(settings, sc, [_in_department(settings, _faults(flags))])
     run = RunDir(Path(settings.run_dir))
     summary = json.loads(run.summary.read_text())
     assert summary["completed_rounds"] == 3
@@ -78,22 +99,29 @@ def test_retries_and_missing_evaluations(root: Path, tmp_path: Path) -> None:
     assert {"after": "MnMs-Siemens", "on": "Fundus-B"} in summary["missing"]
     entries = list(read_log(run.transfers))
     errors = [e for e in entries if e["direction"] == "department->coordinator" and e.get("error")]
-    assert any("scanner archive unavailable" in e["error"] for e in errors)
-    assert any("no reply within" in e["error"] for e in errors)
+    # the wire carried declared codes only; each department's text is in its own errors log
+    assert {e["error"] for e in errors} == {"failed", "out-of-memory", "no-reply"}, errors
+    assert not any("injected" in line for line in run.transfers.read_text().splitlines())
+    train_errors = _errors_logged(run.root, "ophthalmology-aravind")
+    assert [(e["code"], e["message_type"]) for e in train_errors] == [("failed", "train")]
+    assert "scanner archive unavailable" in train_errors[0]["error"] and "Traceback" in train_errors[0]["traceback"]
+    eval_errors = _errors_logged(run.root, "ophthalmology-nidek")
+    assert eval_errors and all(e["code"] == "out-of-memory" and "evaluation node out of memory" in e["error"]
+                               for e in eval_errors)
     from c2gr_fed.reporting.report import write_report
 
     assert "Missing entries" in write_report(run.root).read_text()
 
 
 def test_persistent_failure_stops_with_department_round_and_cause(root: Path, tmp_path: Path) -> None:
-    def always_fail_second(msg, ctx, call_next):
+    def always_fail_second(msg, ctx, call_next):  # the department's disk is full on every train request
         if msg.metadata.message_type == "train" and int(ctx.node_config.get("partition-id", -1)) == 1:
             raise RuntimeError("injected: disk full")
         return call_next(msg, ctx)
 
     settings, sc = _prepare(root, tmp_path, ["federation.retries=1"])
     with pytest.raises(Exception) as e:
-        _launch(settings, sc, [always_fail_second])
+        _launch(settings, sc, [_in_department(settings, always_fail_second)])
     chain, x = [], e.value
     while x is not None and len(chain) < 10:
         chain.append(x)
@@ -101,6 +129,12 @@ def test_persistent_failure_stops_with_department_round_and_cause(root: Path, tm
     err = next((c for c in chain if isinstance(c, FederationError)), None)
     assert err is not None, [repr(c) for c in chain]
     text = str(err)
-    assert "ophthalmology-nidek" in text and "round 1" in text and "disk full" in text and "2 attempt" in text
+    assert "ophthalmology-nidek" in text and "round 1" in text and "2 attempt" in text
+    # the cause category and where the department's own message is, not the message itself
+    log_path = errors_log_path(settings.run_dir, "ophthalmology-nidek")
+    assert "failed (the department failed for another reason)" in text and str(log_path) in text, text
+    assert "disk full" not in text and "\n" not in text
+    logged = _errors_logged(Path(settings.run_dir), "ophthalmology-nidek")
+    assert len(logged) == 2 and all(e["code"] == "failed" and "injected: disk full" in e["error"] for e in logged)
     ck = json.loads((Path(settings.run_dir) / "checkpoints" / "latest.json").read_text())
     assert ck["completed_rounds"] == 1  # round 0's state is saved for --resume

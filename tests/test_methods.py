@@ -347,6 +347,7 @@ def test_generator_distillation_trains_the_denoiser_towards_the_received_one(roo
         for r, task in enumerate(sc.stream()[:2]):
             metrics.append(run_round(state, task, load_task(sc, task, "train"), sc, r).metrics)
         assert metrics[0]["loss_generator_distill"] == 0.0
+        # declared for the wire: the round metrics and the per-task ones (replay_agreement/TASK) of this scenario
         assert set(metrics[1]) <= schema_for_scenario(sc).metric_keys("round_metrics", None)
         assert (metrics[1]["loss_generator_distill"] > 0) == (w > 0)
         out[w] = state.arrays()["denoiser"]

@@ -42,20 +42,22 @@ def test_a_conforming_reply_passes() -> None:
 def test_extra_array_record_is_refused() -> None:
     bad = train_reply(leak=RecordInfo("arrays", arrays=[ArrayInfo("img", (3, 32, 32), "float32", 12288, "x")]))
     v = schema().check(bad, reply=True, department="dept-a")
-    assert any("record 'leak'" in str(x) and "not declared" in str(x) for x in v)
+    assert any("record <undeclared: 4 chars" in str(x) and "not declared" in str(x) for x in v)
+    assert "leak" not in " ".join(map(str, v))  # the sender's names are never repeated
 
 
 def test_extra_array_inside_a_declared_record_is_refused() -> None:
     seg = RecordInfo("arrays", arrays=[ArrayInfo("w", (4, 3), "float32", 48, "x"),
                                       ArrayInfo("image", (3, 16, 16), "float32", 3072, "x")])
     v = schema().check(train_reply(segmentor=seg), reply=True, department="dept-a")
-    assert any("segmentor.image" in str(x) and "undeclared array" in str(x) for x in v)
+    assert any("segmentor.<undeclared: 5 chars" in str(x) and "undeclared array" in str(x) for x in v)
 
 
 def test_changed_shape_is_refused() -> None:
     seg = RecordInfo("arrays", arrays=[ArrayInfo("w", (64, 64), "float32", 16384, "x")])
     v = schema().check(train_reply(segmentor=seg), reply=True, department="dept-a")
-    assert any("segmentor.w" in str(x) and "shape [64, 64]" in str(x) for x in v)
+    assert any("segmentor.w" in str(x) and "shape of 2 dimension(s)" in str(x) for x in v)
+    assert "64, 64" not in " ".join(map(str, v))
 
 
 def test_image_bytes_in_a_config_string_are_refused() -> None:
@@ -68,14 +70,14 @@ def test_image_bytes_in_a_config_string_are_refused() -> None:
 def test_undeclared_config_key_and_bytes_value_are_refused() -> None:
     items = pool_items() | {"payload": b"\x00\x01"}
     v = schema().check(train_reply(pool=RecordInfo("config", items=items)), reply=True, department="dept-a")
-    assert any("pool.payload" in str(x) for x in v)
+    assert any("pool.<undeclared: 7 chars" in str(x) for x in v)
 
 
 def test_non_numeric_and_undeclared_metrics_are_refused() -> None:
     m = RecordInfo("metrics", items={"loss_seg": "0.5", "secret": 1.0})
     v = schema().check(train_reply(round_metrics=m), reply=True, department="dept-a")
     text = " ".join(map(str, v))
-    assert "round_metrics.loss_seg: metric must be a number" in text and "round_metrics.secret" in text
+    assert "round_metrics.loss_seg: metric must be a number" in text and "round_metrics.<undeclared: 6" in text
 
 
 def test_evaluate_reply_keys_are_per_department() -> None:

@@ -82,10 +82,19 @@ def test_a_failing_department_prints_one_line_and_logs_the_traceback(root: Path,
     assert res.returncode == 2, both[-3000:]
     err = " ".join(res.stderr.split())
     assert "error: department 'ophthalmology-drive' failed to train task 'DRIVE-Vessels' in round 0" in err, both
-    assert "26_training.gif" in err and f"details in {out / 'run.log'}" in err
+    # the cause category crosses the wire, the department's own message stays in its errors log, and the one
+    # line says where that log is
+    errors_log = out / "departments" / "ophthalmology-drive" / "errors.jsonl"
+    assert "data-unreadable (the department could not read or check its data)" in err, err
+    assert f"the department's own message is in {errors_log}" in err and f"details in {out / 'run.log'}" in err, err
+    assert "26_training.gif" not in err
     for noise in ("Traceback", "ERROR", "ClientAppException", "ActorDiedError"):
         assert noise not in both, both[-3000:]
     assert len([line for line in res.stderr.splitlines() if line.strip()]) == 1, res.stderr
     log = (out / "run.log").read_text()
-    assert "Traceback" in log and "26_training.gif" in log
+    assert "Traceback" in log
+    logged = [json.loads(line) for line in errors_log.read_text().splitlines()]
+    assert logged and all(e["code"] == "data-unreadable" and e["message_type"] == "train" for e in logged)
+    assert "26_training.gif" in logged[-1]["error"] and "Traceback" in logged[-1]["traceback"]
+    assert "26_training.gif" not in (out / "transfers.jsonl").read_text()
     assert json.loads((out / "run.json").read_text())["status"] == "failed"

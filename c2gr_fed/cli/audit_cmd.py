@@ -15,14 +15,18 @@ def audit_command(args: argparse.Namespace, console: Console) -> int:
 
     run_dir = Path(args.run_dir)
     try:
-        rep = audit_run(run_dir)
+        rep = audit_run(run_dir, key_path=Path(args.key) if args.key else None, head=args.head)
     except FileNotFoundError as exc:
         raise RunDirError(str(exc)) from None
     md, js = write_audit(run_dir, rep)
     t = rep["totals"]["by_direction"]
     console.print(f"transfer log: {rep['chain']['entries']} entries, chain "
-                  f"{'intact' if rep['chain']['intact'] else '[bold red]BROKEN[/]'}; "
+                  f"{'intact' if rep['chain']['intact'] else '[bold red]BROKEN[/]'}"
+                  f"{' (key checked)' if rep['chain']['key_checked'] else ''}, head {str(rep['chain']['head'])[:16]}; "
                   f"{rep['schema']['messages_rechecked']} messages re-checked against the declared schema", highlight=False)
+    if rep.get("log_format") == "legacy":
+        console.print("[yellow]the transfer log predates the current format[/] (written by an earlier version): "
+                      "it cannot be audited as whole; re-run the scenario for an auditable log", highlight=False)
     for d, v in t.items():
         console.print(f"  {d}: {v['messages']} messages, {v['bytes'] / 2**20:.2f} MiB", highlight=False)
     mem = rep.get("memorisation")

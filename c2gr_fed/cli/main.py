@@ -102,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("audit", help="verify a run's transfer log, wire schema and privacy audits; writes audit.md/.json")
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     p.add_argument("--show", type=int, default=10, help="violations to print (all are in audit.md)")
+    p.add_argument("--key", default=None, help="the run's transfer-log key (default RUN_DIR/keys/transfer-log.key): "
+                   "with it, a rewritten chain is found")
+    p.add_argument("--head", default=None, help="the log head (last entry's hash) recorded when the run ended: the "
+                   "log must end exactly there")
 
     return ap
 

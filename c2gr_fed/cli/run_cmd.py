@@ -237,7 +237,22 @@ def _run_locked(args: argparse.Namespace, console: Console, verbose: bool, scena
               fmt(summary["fwt"]), f"{info['wall_s']:.0f} s")
     console.print(t)
     console.print(f"report: [bold]{report}[/]")
+    head = _log_head(run.transfers)
+    if head:
+        console.print(f"transfer log head: {head} (keep it apart from the run directory; "
+                      f"c2gr-fed audit {run.root} --head {head} then detects a rewritten log)", highlight=False)
     return 0
+
+
+def _log_head(path: Path) -> str | None:
+    """The hash of the transfer log's last entry (its end event), or None when there is no log."""
+    from ..privacy import read_log
+
+    last = None
+    if path.exists():
+        for last in read_log(path):
+            pass
+    return str(last["hash"]) if last else None
 
 
 def _signal_exit(exc: BaseException) -> int | None:

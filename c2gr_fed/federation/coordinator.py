@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 from flwr.app import ConfigRecord, Message, RecordDict
@@ -19,12 +20,16 @@ from ..errors import FederationError, PrivacyViolation, RunDirError, StopRequest
 from ..learning import LearnerState, build_state
 from ..metrics import TrainTestMatrix, stream_metrics
 from ..privacy import TransferLog
+from ..privacy.artefacts import artefact_hashes
+from ..privacy.error_codes import describe_code
+from ..privacy.transfer_log import run_key
 from ..prompts import PromptPool
 from ..runs.checkpoint import Checkpoint, atomic_write_text, load_checkpoint, save_checkpoint
 from ..runs.layout import RunDir
 from ..scenario import Scenario
 from .department import PROTOCOL, schema_of
-from .guarded_grid import GuardedGrid
+from .error_replies import error_text, errors_log_path
+from .guarded_grid import GuardedGrid, reply_error
 from .records import arrays_from_content, pool_record, state_records
 from .settings import AppSettings, scenario_of, scenario_sha
 
@@ -82,7 +87,7 @@ class Coordinator:
             raise PrivacyViolation(str(refused[0]))
         for r in replies:
             if r.has_error():
-                raise FederationError(f"node {r.metadata.src_node_id} failed discovery: {str(r.error.reason)[-400:]}")
+                raise FederationError(f"node {r.metadata.src_node_id} failed discovery: {_failure(r)}")
             ident = r.content.config_records["identity"]
             dept = str(ident["department"])
             if str(ident["scenario_sha"]) != self.sha:
@@ -100,11 +105,31 @@ class Coordinator:
     # ------------------------------------------------------------------ the loop
 
     def run_stream(self) -> dict[str, Any]:
+        """The whole stream; the transfer log ends with the coordinator's "end" event whatever stops it."""
+        log = TransferLog(self.run.transfers, key=run_key(self.run.root, create=True))
+        self._completed = 0
+        self._guarded: GuardedGrid | None = None
+        status = "failed"
+        try:
+            summary = self._run_stream(log)
+            status = "finished"
+            return summary
+        except PrivacyViolation:
+            status = "refused"
+            raise
+        except StopRequested:
+            status = "stopped"
+            raise
+        finally:
+            log.append(direction="coordinator", event="end", status=status, completed_rounds=self._completed,
+                       planned_rounds=len(self.scenario.stream()), refused_entry=self._guarded.last_refused_seq if self._guarded else None,
+                       artefacts=artefact_hashes(self.run.root))
+
+    def _run_stream(self, log: TransferLog) -> dict[str, Any]:
         sc = self.scenario
         stream = sc.stream()
         names = [t.name for t in stream]
         schema = schema_of(sc)
-        log = TransferLog(self.run.transfers)
         state = build_state(sc)
         matrix = TrainTestMatrix(names)
         start = 0
@@ -122,12 +147,14 @@ class Coordinator:
             state.pool = PromptPool.from_wire(ck.pool)
             matrix = TrainTestMatrix.from_json(ck.matrix)
             start = ck.completed_rounds
+            self._completed = start
             log.truncate_to(ck.log_position)
             self._truncate_rounds(start)
             self.emit("resumed", completed_rounds=start)
         elif self.settings.resume and log.position:
             log.truncate_to(0)
         guarded = GuardedGrid(self.grid, schema, log, self._department_of_node, self.settings.should_stop)
+        self._guarded = guarded
         self.discover(guarded)
         individual = state.method.name == "individual"
         bank = _bank_from_arrays(ck.arrays, ck.extra) if (individual and ck is not None) else {}
@@ -150,6 +177,8 @@ class Coordinator:
             for on, v in dice.items():
                 matrix.set(task.name, on, v)
             atomic_write_text(self.run.rounds, self._rounds_text(r, task.name, dept, metrics, time.perf_counter() - t0))
+            self._write_matrix(matrix, upto=r)
+            log.append(direction="coordinator", event="round-done", round=r, artefacts=artefact_hashes(self.run.root))
             arrays = state.arrays()
             extra: dict[str, Any] = {"excluded": sorted(self.excluded)}
             if individual:
@@ -158,7 +187,7 @@ class Coordinator:
                 extra["bank_pools"] = {name: pool for name, (_, pool) in bank.items()}
             save_checkpoint(self.run.checkpoints, Checkpoint(r + 1, arrays, state.pool.to_wire(),
                                                              matrix.to_json(), log.position, self.sha, extra))
-            self._write_matrix(matrix, upto=r)
+            self._completed = r + 1
             self.emit("round_end", round=r, task=task.name, department=dept, metrics=metrics,
                       row={k: matrix.get(r, j) for j, k in enumerate(names)}, seconds=time.perf_counter() - t0)
         summary = self._write_matrix(matrix, upto=len(stream) - 1)
@@ -195,7 +224,7 @@ class Coordinator:
             if reply.has_error():
                 if self.stop_requested():  # the department abandoned the round because of the stop request
                     raise StopRequested(f"stop requested during round {r + 1}: department {dept!r} abandoned it")
-                last_error = str(reply.error.reason)
+                last_error = _failure(reply, dept, self.run.root)
                 continue
             state.load_arrays(arrays_from_content(reply.content))
             state.pool = PromptPool.from_wire(dict(reply.content.config_records["pool"]))
@@ -249,7 +278,7 @@ class Coordinator:
         for rep in replies:
             if rep.has_error():
                 self.emit("evaluate_failed", round=r, department=self.dept_of.get(rep.metadata.src_node_id),
-                          error=str(rep.error.reason)[-300:])
+                          error=_failure(rep, self.dept_of.get(rep.metadata.src_node_id), self.run.root))
                 continue
             keep = wanted.get(rep.metadata.group_id)
             for k, v in rep.content.metric_records["dice"].items():
@@ -285,7 +314,7 @@ class Coordinator:
                     continue
                 raise PrivacyViolation(str(refused[0]))
             if not replies or replies[0].has_error():
-                err = str(replies[0].error.reason)[-300:] if replies else "no reply"
+                err = _failure(replies[0], dept, self.run.root) if replies else "no reply"
                 results[task_name] = {"department": dept, "error": err}
                 continue
             results[task_name] = {"department": dept,
@@ -316,6 +345,17 @@ class Coordinator:
                         "breaks_data_locality": state_breaks_locality(self.scenario)})
         atomic_write_text(self.run.summary, json.dumps(summary, indent=2, allow_nan=False))
         return summary
+
+
+def _failure(reply: Message, department: str | None = None, run_root: Path | None = None) -> str:
+    """An accepted error reply on one line: its declared code in words and, for a department's own failure, the
+    file that holds the department's message (RUN_DIR/departments/NAME/errors.jsonl on that department's node;
+    in simulation and deploy-local the coordinator's run directory is the departments' too)."""
+    code = reply_error(reply) or "failed"
+    if code.startswith("flower:"):
+        return error_text(code)
+    where = errors_log_path(run_root if run_root is not None else "RUN_DIR", department or "NAME")
+    return f"{describe_code(code)}; the department's own message is in {where} on its node"
 
 
 def department_error(reason: str) -> str:

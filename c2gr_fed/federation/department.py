@@ -12,7 +12,7 @@ import time
 from functools import lru_cache
 from pathlib import Path
 
-from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import ConfigRecord, Context, Message, MetricRecord
 
 from ..data.loading import load_task
 from ..data.types import TaskData
@@ -21,7 +21,8 @@ from ..learning import build_state, evaluate_task, run_round, wire_schema
 from ..privacy import WireSchema
 from ..runs.stop import stop_file
 from ..scenario import Scenario
-from .records import describe, load_state_from_content, pool_record, state_records
+from ..privacy.metric_rules import quantise_metrics
+from .records import describe, load_state_from_content, pool_record, reply_content, state_records
 from .settings import AppSettings, scenario_of, scenario_sha
 
 PROTOCOL = 1
@@ -55,6 +56,11 @@ def department_name(settings: AppSettings, scenario: Scenario, context: Context)
     if not 0 <= pid < len(scenario.departments):
         raise FederationError(f"node has partition-id {pid} but the scenario has {len(scenario.departments)} departments")
     return scenario.departments[pid].name
+
+
+def where_errors_go(settings: AppSettings, context: Context) -> tuple[str | None, str]:
+    """(run directory, department name): the department's own errors log is RUN_DIR/departments/NAME/."""
+    return settings.run_dir or None, department_name(settings, scenario_of(settings), context)
 
 
 def _check_incoming(msg: Message, scenario: Scenario, dept: str) -> None:
@@ -111,7 +117,7 @@ def _set_threads(scenario: Scenario) -> None:
 def handle_discover(settings: AppSettings, msg: Message, context: Context) -> Message:
     scenario = scenario_of(settings)
     dept = department_name(settings, scenario, context)
-    return Message(RecordDict({"identity": ConfigRecord({"department": dept, "scenario_sha": scenario_sha(scenario)})}),
+    return Message(reply_content({"identity": ConfigRecord({"department": dept, "scenario_sha": scenario_sha(scenario)})}),
                    reply_to=msg)
 
 
@@ -140,8 +146,8 @@ def handle_train(settings: AppSettings, msg: Message, context: Context) -> Messa
                        progress=_progress_writer(settings, dept, round_index, task_name), past_data=past)
     if result.replay_preview is not None:
         _save_replay_preview(settings, dept, round_index, result.replay_preview, scenario)
-    content = RecordDict({**state_records(state), "pool": pool_record(state.pool),
-                          "round_metrics": MetricRecord({k: float(v) for k, v in result.metrics.items()})})
+    content = reply_content({**state_records(state), "pool": pool_record(state.pool),
+                             "round_metrics": MetricRecord(quantise_metrics("round_metrics", result.metrics))})
     return Message(content, reply_to=msg)
 
 
@@ -162,7 +168,7 @@ def handle_evaluate(settings: AppSettings, msg: Message, context: Context) -> Me
         for k, v in enumerate(res["dice_per_class"], 1):
             if not math.isnan(v):
                 metrics[f"{task.name}/class{k}"] = float(v)
-    return Message(RecordDict({"dice": MetricRecord(metrics)}), reply_to=msg)
+    return Message(reply_content({"dice": MetricRecord(quantise_metrics("dice", metrics))}), reply_to=msg)
 
 
 def handle_audit(settings: AppSettings, msg: Message, context: Context) -> Message:
@@ -197,8 +203,8 @@ def handle_audit(settings: AppSettings, msg: Message, context: Context) -> Messa
     metrics = audit_generator(state, scenario, task, train, heldout, samples, seed=scenario.seed * 7 + round_index,
                               figure=figure)
     metrics.update(membership_inference(state, scenario, task, train, heldout))
-    clean = {k: float(v) for k, v in metrics.items() if math.isfinite(float(v))}
-    return Message(RecordDict({"memorisation": MetricRecord(clean)}), reply_to=msg)
+    clean = quantise_metrics("memorisation", {k: float(v) for k, v in metrics.items()})
+    return Message(reply_content({"memorisation": MetricRecord(clean)}), reply_to=msg)
 
 
 def _save_replay_preview(settings: AppSettings, dept: str, round_index: int, preview, scenario: Scenario) -> None:

@@ -15,7 +15,16 @@ from flwr.serverapp import Grid
 
 from ..errors import PrivacyViolation, StopRequested
 from ..privacy import TransferLog, Violation, WireSchema
+from ..privacy.error_codes import ERROR_CODES
+from ..privacy.redact import declared_or_redacted, redacted
+from ..privacy.reply_check import check_reply
+from ..privacy.schema import MESSAGE_TYPES
+from ..privacy.wire import MessageInfo
+from .error_replies import error_code_of
 from .records import describe
+
+NO_REPLY = "no-reply"
+"""The error the log records for a request that got no reply within its time-out."""
 
 
 @dataclass
@@ -41,6 +50,8 @@ class GuardedGrid:
         self.log = log
         self.department_of_node = department_of_node
         self.should_stop = should_stop
+        self.last_refused_seq: int | None = None
+        """the log entry of the last refused reply (the coordinator's end event names it)."""
 
     def _wait_for_replies(self, messages: list[Message], timeout: float, stoppable: bool) -> list[Message]:
         """Flower's Grid.send_and_receive, but a stop request ends the wait (StopRequested): any request when
@@ -66,43 +77,80 @@ class GuardedGrid:
                          ) -> tuple[list[Message], list[Refusal]]:
         """Send, wait up to `timeout` s, return (accepted replies, refused replies). Errors pass through. With
         `stoppable`, a stop request ends the wait with StopRequested (the replies still to come are dropped)."""
-        by_node = {}
+        sent: list[tuple[Message, int]] = []  # (request, its log entry's seq)
         for m in messages:
             dept = self.department_of_node(m.metadata.dst_node_id)
             info = describe(m)
             problems = self.schema.check(info, reply=False, department=dept)
-            self.log.append(direction="coordinator->department", department=dept, round=round_index,
-                            **info.summary(), violations=[str(v) for v in problems])
+            entry = self.log.append(direction="coordinator->department", department=dept, round=round_index,
+                                    **self.schema.log_form(info, reply=False, department=dept),
+                                    violations=[str(v) for v in problems])
             if problems:
                 raise PrivacyViolation(f"coordinator refused to send {info.message_type} to {dept!r}: "
                                        + "; ".join(map(str, problems[:3])))
-            by_node[m.metadata.dst_node_id] = m
+            sent.append((m, entry["seq"]))
         t0 = time.perf_counter()
         replies = self._wait_for_replies(messages, timeout, stoppable)
+        open_requests = list(range(len(sent)))
+        infos = [describe(m) for m, _ in sent]  # after the push: message ids are assigned
         accepted: list[Message] = []
         refused: list[Refusal] = []
         for r in replies:
             dept = self.department_of_node(r.metadata.src_node_id)
             info = describe(r)
-            problems = [] if r.has_error() else self.schema.check(info, reply=True, department=dept)
-            self.log.append(direction="department->coordinator", department=dept, round=round_index,
-                            **info.summary(), violations=[str(v) for v in problems],
+            i = _match(r, [sent[j][0] for j in open_requests])
+            if i is None:
+                problems = [Violation("metadata.reply_to_message_id", "the reply does not answer an open request")]
+                request_seq = None
+            else:
+                k = open_requests.pop(i)
+                problems = check_reply(self.schema, info, infos[k], dept, time.time())
+                request_seq = sent[k][1]
+            error = None
+            if info.error is not None:
+                code = error_code_of(info.meta.get("error_code"), info.error)
+                if code is None:
+                    problems.append(Violation("error", f"Flower code {redacted(info.meta.get('error_code'))} with "
+                                              f"reason {redacted(info.error)} is not a declared error "
+                                              f"(declared codes: {sorted(ERROR_CODES)})"))
+                error = code or redacted(info.error)
+            entry = self.log.append(direction="department->coordinator", department=dept, round=round_index,
+                            **{**self.schema.log_form(info, reply=True, department=dept), "error": error},
+                            violations=[str(v) for v in problems], reply_to=request_seq,
                             wait_s=round(time.perf_counter() - t0, 3))
             if problems:
-                refused.append(Refusal(dept, round_index, info.message_type, problems))
+                self.last_refused_seq = entry["seq"]
+                refused.append(Refusal(dept, round_index, declared_or_redacted(info.message_type, MESSAGE_TYPES),
+                                       problems))
             else:
                 accepted.append(r)
-        answered = {r.metadata.src_node_id for r in replies}
-        for node, m in by_node.items():
-            if node not in answered:
-                self.log.append(direction="department->coordinator", department=self.department_of_node(node),
-                                round=round_index, message_type=m.metadata.message_type, records={}, bytes=0,
-                                error=f"no reply within {timeout:.0f} s", violations=[])
+        for k in open_requests:
+            m, seq = sent[k]
+            self.log.append(direction="department->coordinator", department=self.department_of_node(m.metadata.dst_node_id),
+                            round=round_index, message_type=m.metadata.message_type, records={}, bytes=0,
+                            error=NO_REPLY, violations=[], reply_to=seq, timeout_s=round(timeout, 3))
         return accepted, refused
 
 
+def _match(reply: Message, requests: list[Message]) -> int | None:
+    """Index of the request `reply` answers: by the replied-to message id, else (grids that assign no ids) the
+    first open request to the reply's node."""
+    want = reply.metadata.reply_to_message_id
+    for i, m in enumerate(requests):
+        if want and m.metadata.message_id == want:
+            return i
+    if not want:
+        for i, m in enumerate(requests):
+            if not m.metadata.message_id and m.metadata.dst_node_id == reply.metadata.src_node_id:
+                return i
+    return None
+
+
 def reply_error(reply: Message) -> str | None:
-    return str(reply.error.reason) if reply.has_error() else None
+    """The declared code of an accepted error reply (the guard refused any other), for messages to the user."""
+    if not reply.has_error():
+        return None
+    return error_code_of(reply.error.code, reply.error.reason) or "failed"
 
 
 def iter_departments(messages: Iterable[Message], department_of_node: Callable[[int], str]) -> list[str]:

@@ -9,12 +9,14 @@ RecordDict layout (declared in c2gr_fed.privacy.schema):
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 
 from ..learning.state import LearnerState
+from ..privacy.npy_format import NUMPY_STYPE, npy_problem
 from ..privacy.wire import ArrayInfo, MessageInfo, RecordInfo
 from ..prompts import PromptPool
 
@@ -46,27 +48,65 @@ def load_state_from_content(state: LearnerState, content: RecordDict, partial: b
     state.pool = PromptPool.from_wire(dict(content.config_records["pool"]))
 
 
+def reply_content(records: dict[str, ArrayRecord | ConfigRecord | MetricRecord]) -> RecordDict:
+    """A reply's records in the fixed order the guard requires: record names sorted, config and metric keys
+    sorted, arrays in their declared (state_dict) order."""
+    out: dict[str, Any] = {}
+    for name in sorted(records):
+        rec = records[name]
+        if isinstance(rec, MetricRecord):
+            rec = MetricRecord({k: rec[k] for k in sorted(rec)})
+        elif isinstance(rec, ConfigRecord):
+            rec = ConfigRecord({k: rec[k] for k in sorted(rec)})
+        out[name] = rec
+    return RecordDict(out)
+
+
 def pool_record(pool: PromptPool) -> ConfigRecord:
     return ConfigRecord(pool.to_wire())
 
 
 def describe(message: Message) -> MessageInfo:
-    """Sizes, shapes, dtypes and hashes of every record of a message (payloads stay in the message)."""
+    """Sizes, shapes, dtypes and hashes of every record of a message (payloads stay in the message). Every
+    array's bytes are parsed (npy_format) and hashed here, not taken from labels the sender set. An error
+    reply keeps its Flower code and reason in memory only: the guard maps them to a declared code."""
+    meta = _metadata(message)
     if message.has_error():
-        return MessageInfo(message.metadata.message_type, {}, error=str(message.error.reason)[-500:])
+        meta["error_code"] = message.error.code
+        return MessageInfo(message.metadata.message_type, {}, error=str(message.error.reason), meta=meta)
     recs: dict[str, RecordInfo] = {}
     for name, rec in message.content.items():
         if isinstance(rec, ArrayRecord):
-            infos = [ArrayInfo(k, tuple(int(s) for s in a.shape), str(a.dtype), len(a.data), a.object_id)
-                     for k, a in rec.items()]
-            recs[name] = RecordInfo("arrays", arrays=infos)
+            recs[name] = RecordInfo("arrays", arrays=[_array_info(k, a) for k, a in rec.items()])
         elif isinstance(rec, MetricRecord):
             recs[name] = RecordInfo("metrics", items=_plain(dict(rec)))
         elif isinstance(rec, ConfigRecord):
             recs[name] = RecordInfo("config", items=_plain(dict(rec)))
         else:  # pragma: no cover - Flower record types are closed
             recs[name] = RecordInfo("config", items={"<unknown record type>": type(rec).__name__})
-    return MessageInfo(message.metadata.message_type, recs)
+    return MessageInfo(message.metadata.message_type, recs, meta=meta)
+
+
+def _array_info(name: str, a: Array) -> ArrayInfo:
+    data = bytes(a.data) if isinstance(a.data, (bytes, bytearray, memoryview)) else b""
+    shape = tuple(int(s) for s in a.shape) if all(isinstance(s, int) for s in a.shape) else ()
+    dtype = str(a.dtype)
+    problem = None
+    if a.stype != NUMPY_STYPE:
+        problem = "stype is not numpy.ndarray"
+    elif not data and len(a.data):
+        problem = "data is not bytes"
+    else:
+        problem = npy_problem(data, dtype, shape)
+    return ArrayInfo(name, shape, dtype, len(a.data), hashlib.sha256(data).hexdigest(), problem is None, problem)
+
+
+def _metadata(message: Message) -> dict[str, Any]:
+    md = message.metadata
+    return {"run_id": md.run_id, "message_id": md.message_id, "src_node_id": md.src_node_id,
+            "dst_node_id": md.dst_node_id, "reply_to_message_id": md.reply_to_message_id,
+            "group_id": md.group_id, "created_at": md.created_at, "ttl": md.ttl,
+            "delivered_at": md.delivered_at}
 
 
 def _plain(d: dict[str, Any]) -> dict[str, Any]:

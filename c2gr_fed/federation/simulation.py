@@ -7,6 +7,11 @@ RAY_ADDRESS set, the existing Ray cluster is used and its resources decide the p
 Ray is started here (not by Flower) so that the resources are checked before anything runs (resources.py), so that
 a stop request (SIGTERM/SIGINT, runs/stop.py) reaches this run rather than Ray's own SIGTERM handler, and so that
 Flower's and Ray's logs go to the run's log file unless --verbose.
+
+A department's failure reaches the coordinator in Flower's fixed form for a ClientApp exception: Ray delivers it as a
+RayTaskError whose text is the actor's whole traceback (pids, addresses, source lines and every chained exception's
+text); `plain_client_errors` hands the engine the ClientAppException it wraps instead, so an error reply carries
+exactly the department's declared code, which the guard accepts, and nothing of the traceback.
 """
 
 from __future__ import annotations
@@ -105,6 +110,33 @@ def start_ray(scenario: Scenario, verbose: bool) -> dict[str, Any]:
     return config
 
 
+@contextmanager
+def plain_client_errors() -> Iterator[None]:
+    """While it is open, the Ray backend raises a failed ClientApp's own ClientAppException (not Ray's
+    RayTaskError around it with the actor's traceback), so the engine's error reason is Flower's fixed form."""
+    from flwr.clientapp.client_app import ClientAppException
+    from flwr.server.superlink.fleet.vce.backend.raybackend import RayBackend
+    from ray.exceptions import RayTaskError
+
+    original = RayBackend.process_message
+
+    def process_message(self: Any, message: Any, context: Any) -> Any:
+        try:
+            return original(self, message, context)
+        except RayTaskError as exc:
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, ClientAppException):  # Ray's actor wraps the ClientApp's exception twice: keep
+                # the innermost message (the guard accepts it only when it is exactly a declared error's text)
+                raise ClientAppException(str(cause).rsplit("occurred. Message: ", 1)[-1]) from None
+            raise
+
+    RayBackend.process_message = process_message  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        RayBackend.process_message = original  # type: ignore[method-assign]
+
+
 def launch(server_app: Any, client_app: Any, scenario: Scenario, verbose: bool = False,
            stop: StopSwitch | None = None, log_file: Path | None = None) -> None:
     """Run to completion; a ServerApp exception is re-raised here (Flower's own CLI would exit 0). A failure of the
@@ -114,7 +146,7 @@ def launch(server_app: Any, client_app: Any, scenario: Scenario, verbose: bool =
     import ray
     from flwr.simulation import run_simulation
 
-    with logs_to_file(log_file, verbose):
+    with logs_to_file(log_file, verbose), plain_client_errors():
         try:
             config = start_ray(scenario, verbose)
             if stop is not None:

@@ -20,20 +20,38 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from .redact import as_logged
 from .schema import Violation, WireSchema, schema_for_scenario, value_hash
-from .transfer_log import read_log, verify_chain
+from .error_codes import ERROR_CODES
+from .log_completeness import completeness_problems
+from .transfer_log import KEY_FILE, read_log, verify_chain
 
+DECLARED_ERRORS = set(ERROR_CODES) | {"no-reply"}
 MIA_WARN_AUC = 0.8
 """Membership-inference AUC at or above this is reported as a warning (the segmentor is not a generator that
 travels with samples; its overfitting is measured and shown, not a wire violation)."""
 DIRECTIONS = ("coordinator->department", "department->coordinator")
 
 
+LEGACY_FORMAT = ("the log predates the current transfer-log format (no request/reply pairing, no coordinator "
+                 "round-done or end events, no key MACs), so this audit cannot establish that it is whole or that "
+                 "its replies passed the current guard; its hash chain and totals are reported, its messages are "
+                 "not re-checked. Re-run the scenario with this version for an auditable log")
+"""The one problem an audit of a log written by an earlier version reports (instead of one per entry)."""
+
+
+def is_legacy_log(entries: list[dict[str, Any]]) -> bool:
+    """True for a non-empty log with none of the current format's marks: a reply's `reply_to`, a coordinator
+    event, an entry's key MAC. (A log stripped of them to look old fails the audit all the same.)"""
+    return bool(entries) and not any("reply_to" in e or "event" in e or "mac" in e for e in entries)
+
+
 def _problem(kind: str, where: str, what: str) -> dict[str, str]:
     return {"kind": kind, "where": where, "what": what}
 
 
-def audit_run(run_dir: Path, schema: WireSchema | None = None) -> dict[str, Any]:
+def audit_run(run_dir: Path, schema: WireSchema | None = None, key_path: Path | None = None,
+              head: str | None = None) -> dict[str, Any]:
     """The audit as a JSON-able dict (see module docstring). Raises FileNotFoundError when RUN_DIR is not a run."""
     from ..scenario import load_scenario
 
@@ -47,8 +65,13 @@ def audit_run(run_dir: Path, schema: WireSchema | None = None) -> dict[str, Any]
     problems: list[dict[str, str]] = []
     warnings: list[str] = []
 
-    chain = verify_chain(log_path)
+    key_path = Path(key_path) if key_path else run_dir / KEY_FILE
+    key = bytes.fromhex(key_path.read_text().strip()) if key_path.exists() else None
+    chain = verify_chain(log_path, key)
     problems += [_problem("chain", "transfers.jsonl", p) for p in chain]
+    if key is None:
+        warnings.append(f"no log key at {key_path}: a chain rewritten end to end cannot be told from the original "
+                        "(pass --key, or --head with the head recorded when the run ended)")
 
     try:
         entries = list(read_log(log_path))
@@ -60,7 +83,18 @@ def audit_run(run_dir: Path, schema: WireSchema | None = None) -> dict[str, Any]
     per_round: dict[str, dict[str, int]] = defaultdict(lambda: {"messages": 0, "bytes": 0})
     per_type: dict[str, dict[str, int]] = defaultdict(lambda: {"messages": 0, "bytes": 0})
     refused_live = rechecked = errors = 0
+    legacy = is_legacy_log(entries)
+    if legacy:
+        problems.insert(0, _problem("format", "transfers.jsonl", LEGACY_FORMAT))
+    else:
+        for p in completeness_problems(entries, run_dir):
+            problems.append(_problem("completeness", "transfers.jsonl", p))
+    if head is not None and (entries[-1].get("hash") if entries else None) != head:
+        problems.append(_problem("chain", "transfers.jsonl", "the log's last entry is not the head you hold "
+                                 "(shortened, extended or rewritten)"))
     for e in entries:
+        if e.get("direction") == "coordinator":
+            continue  # the coordinator's own events (round-done, end): checked by completeness_problems
         seq, dept, rnd = e.get("seq"), str(e.get("department")), e.get("round")
         where = f"entry {seq} ({e.get('direction')}, department {dept!r}, round {rnd}, {e.get('message_type')})"
         direction = e.get("direction")
@@ -79,12 +113,17 @@ def audit_run(run_dir: Path, schema: WireSchema | None = None) -> dict[str, Any]
         per_type[str(e.get("message_type"))]["bytes"] += nbytes
         if e.get("error"):
             errors += 1
+            if e.get("error") not in DECLARED_ERRORS and not str(e.get("error")).startswith("flower:"):
+                problems.append(_problem("schema", where, f"error {as_logged(e.get('error'), ())} is not a declared "
+                                         "error code"))
         if dept not in schema.department_tasks and not (e.get("message_type") == "query.discover"
                                                          and re.fullmatch(r"node-\d+", dept)):
             problems.append(_problem("schema", where, f"department {dept!r} is not in the scenario"))
         for v in e.get("violations") or []:
             refused_live += 1
             problems.append(_problem("refused", where, f"refused during the run: {v}"))
+        if legacy:
+            continue  # written before the current schema and log form: totals only (the format problem says why)
         found = schema.check_logged(e, reply=reply, department=dept)
         # the instruction's round must be the log's round
         for rname in ("train", "evaluate", "audit"):
@@ -104,9 +143,11 @@ def audit_run(run_dir: Path, schema: WireSchema | None = None) -> dict[str, Any]
         "scenario": scenario.name,
         "scenario_sha": schema.scenario_sha,
         "ok": not problems,
+        "log_format": "legacy" if legacy else "current",
         "problems": problems,
         "warnings": warnings,
-        "chain": {"entries": len(entries), "intact": not chain, "problems": chain},
+        "chain": {"entries": len(entries), "intact": not chain, "problems": chain, "key_checked": key is not None,
+                  "head": entries[-1].get("hash") if entries else None},
         "schema": {"messages_rechecked": rechecked, "refused_during_run": refused_live, "error_replies": errors},
         "totals": {"by_direction": per_dir, "by_department": dict(sorted(per_dept.items())),
                    "by_round": dict(sorted(per_round.items(), key=lambda kv: _round_key(kv[0]))),
@@ -186,6 +227,9 @@ def render_markdown(rep: dict[str, Any]) -> str:
     c, s = rep["chain"], rep["schema"]
     lines += ["## Transfer log", "",
               f"- hash chain: {'intact' if c['intact'] else 'BROKEN'} ({c['entries']} entries)",
+              f"- log format: {rep.get('log_format', 'current')}"
+              + (" (written by an earlier version: not re-checked, see the format violation)"
+                 if rep.get("log_format") == "legacy" else ""),
               f"- messages re-checked against the declared schema rebuilt from scenario.yaml: {s['messages_rechecked']}",
               f"- replies refused by the guard during the run: {s['refused_during_run']}",
               f"- error replies (no content): {s['error_replies']}", "",

@@ -10,7 +10,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .wire import ArrayInfo, MessageInfo
+from .metric_rules import rule_for
+from .redact import as_logged, declared_or_redacted, redacted
+from .wire import ArrayInfo, MessageInfo, RecordInfo
 
 MAX_STRING = 160
 """Longest string allowed anywhere on the wire (task descriptors)."""
@@ -39,6 +41,11 @@ MEMORISATION_METRIC_KEYS = (
 """The only numbers a department returns for a memorisation audit: aggregates, never samples or distances."""
 ARRAY_HEADER_BYTES = 256
 """Serialised arrays carry a small header (numpy .npy); more bytes than shape x itemsize + this is refused."""
+MESSAGE_TYPES = ("query.discover", "train", "evaluate", "query.audit")
+"""The only message types, in both directions; a reply's type must equal its request's, byte for byte."""
+RECORD_NAMES = ("segmentor", "prompts", "denoiser", "extras", "bank", "pool", "train", "evaluate", "discover",
+                "audit", "identity", "round_metrics", "dice", "memorisation")
+"""Every record name the wire knows (what the log may name as it is)."""
 POOL_COLUMNS: dict[str, type] = {
     "names": str, "modalities": str, "sites": str, "regions": str, "objectives": str, "num_classes": int,
 }
@@ -69,6 +76,19 @@ class WireSchema:
     With it, no free text crosses the wire: every string is one the scenario already declares."""
     scenario_sha: str | None = None
     """The run's scenario hash: with it, every scenario_sha config value must equal it."""
+    pool_rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """task -> its declared prompt-pool row (one value per pool column): what a train reply appends."""
+
+    def pool_after(self, sent: dict[str, Any], task: str) -> dict[str, list[Any]] | None:
+        """The pool a train reply must return: the request's pool, plus `task`'s declared row unless present."""
+        row = self.pool_rows.get(task)
+        if row is None:
+            return None
+        columns = {c: list(sent.get(c, [])) for c in POOL_COLUMNS}
+        if task not in columns["names"]:
+            for c in POOL_COLUMNS:
+                columns[c].append(row[c])
+        return columns
 
     # ------------------------------------------------------------------ expected record layouts
 
@@ -80,7 +100,9 @@ class WireSchema:
 
     def expected(self, message_type: str, reply: bool, department: str | None) -> dict[str, str]:
         """record name -> kind, for a message type and direction."""
-        base = message_type.split(".")[0]
+        if message_type not in MESSAGE_TYPES:
+            raise KeyError(f"undeclared message type {redacted(message_type)}; declared: {list(MESSAGE_TYPES)}")
+        base = message_type
         if message_type == "query.discover":
             return {"identity": "config"} if reply else {"discover": "config"}
         if base == "train":
@@ -99,7 +121,7 @@ class WireSchema:
             recs["pool"] = "config"
             recs["audit"] = "config"
             return recs
-        raise KeyError(f"undeclared message type {message_type!r}")
+        raise KeyError(f"undeclared message type {redacted(message_type)}")  # pragma: no cover
 
     def metric_keys(self, record: str, department: str | None) -> set[str] | None:
         if record == "round_metrics":
@@ -139,13 +161,13 @@ class WireSchema:
         try:
             expected = self.expected(info.message_type, reply, department)
         except KeyError as exc:
-            return [Violation("message_type", str(exc))]
+            return [Violation("message_type", str(exc.args[0]))]
         allowed_optional = {n for n in self.optional_arrays if n in self.arrays}
         for name, rec in info.records.items():
             optional_here = name in allowed_optional and rec.kind == "arrays" and "segmentor" in expected and (
-                info.message_type.startswith("train") or info.message_type == "query.audit")
+                info.message_type in ("train", "query.audit"))
             if name not in expected and not optional_here:
-                out.append(Violation(f"record {name!r}", f"not declared for {info.message_type} ({'reply' if reply else 'request'}); declared: {sorted(expected)}"))
+                out.append(Violation(f"record {declared_or_redacted(name, RECORD_NAMES)}", f"not declared for {info.message_type} ({'reply' if reply else 'request'}); declared: {sorted(expected)}"))
                 continue
             kind = expected.get(name, "arrays")
             if rec.kind != kind:
@@ -162,20 +184,29 @@ class WireSchema:
                 out.append(Violation(f"record {name!r}", "declared but missing"))
         return out
 
-    def _check_arrays(self, record: str, arrays: list) -> list[Violation]:
+    def _check_arrays(self, record: str, arrays: list, logged: bool = False) -> list[Violation]:
         declared = self.arrays.get(record, {})
         out: list[Violation] = []
         seen = set()
+        order = {n: i for i, n in enumerate(declared)}
+        last = -1
         for a in arrays:
             seen.add(a.name)
             if a.name not in declared:
-                out.append(Violation(f"{record}.{a.name}", f"undeclared array (shape {list(a.shape)}, {a.nbytes} bytes)"))
+                name = as_logged(a.name, ()) if logged else redacted(a.name)
+                out.append(Violation(f"{record}.{name}", f"undeclared array ({a.nbytes} bytes)"))
                 continue
+            if order[a.name] < last:
+                out.append(Violation(f"{record}.{a.name}", "out of the declared order (the order is fixed)"))
+            last = max(last, order[a.name])
             shape, dtype = declared[a.name]
-            if tuple(a.shape) != tuple(shape):
-                out.append(Violation(f"{record}.{a.name}", f"shape {list(a.shape)} differs from the declared {list(shape)}"))
+            if not isinstance(a.shape, (tuple, list)) or tuple(a.shape) != tuple(shape):
+                out.append(Violation(f"{record}.{a.name}", f"shape {_shape_text(a.shape)} differs from the declared {list(shape)}"))
             if a.dtype != dtype:
-                out.append(Violation(f"{record}.{a.name}", f"dtype {a.dtype} differs from the declared {dtype}"))
+                out.append(Violation(f"{record}.{a.name}", f"dtype {redacted(a.dtype)} differs from the declared {dtype}"))
+            if not a.parsed:
+                out.append(Violation(f"{record}.{a.name}", f"bytes are not the canonical .npy serialisation of "
+                                     f"{dtype} x {list(shape)} with stype numpy.ndarray ({a.problem or 'logged as unparsed'})"))
             limit = _itemsize(dtype) * _prod(shape) + ARRAY_HEADER_BYTES
             if a.nbytes > limit:
                 out.append(Violation(f"{record}.{a.name}", f"carries {a.nbytes} bytes, more than its declared shape "
@@ -187,13 +218,19 @@ class WireSchema:
         return out
 
     def _check_metrics(self, record: str, items: dict[str, Any], department: str | None) -> list[Violation]:
-        allowed = self.metric_keys(record, department)
+        allowed = self.metric_keys(record, department) or set()
         out = []
         for k, v in items.items():
-            if allowed is not None and k not in allowed:
-                out.append(Violation(f"{record}.{k}", "undeclared metric key"))
+            if k not in allowed:
+                out.append(Violation(f"{record}.{redacted(k)}", "undeclared metric key"))
+                continue
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 out.append(Violation(f"{record}.{k}", f"metric must be a number, got {type(v).__name__}"))
+                continue
+            rule = rule_for(record, k)
+            problem = "no declared range" if rule is None else rule.problem(float(v))
+            if problem:
+                out.append(Violation(f"{record}.{k}", problem))
         return out
 
     def _check_config(self, record: str, items: dict[str, Any]) -> list[Violation]:
@@ -203,8 +240,8 @@ class WireSchema:
         out = []
         for k, v in items.items():
             if k not in declared:
-                out.append(Violation(f"{record}.{k}", f"undeclared config key (value of type {type(v).__name__}, "
-                                     f"{len(v) if hasattr(v, '__len__') else 1} long)"))
+                out.append(Violation(f"{record}.{redacted(k)}", f"undeclared config key (value of type "
+                                     f"{type(v).__name__}, {len(v) if hasattr(v, '__len__') else 1} long)"))
                 continue
             rule = declared[k]
             out.extend(self._check_value(f"{record}.{k}", v, rule))
@@ -234,9 +271,9 @@ class WireSchema:
         if len(v) > MAX_STRING:
             return [Violation(path, f"string of {len(v)} characters exceeds the limit of {MAX_STRING}")]
         if kind == "task" and v not in self.task_names:
-            return [Violation(path, f"{v!r} is not a task of this scenario")]
+            return [Violation(path, f"{redacted(v)} is not a task of this scenario")]
         if kind == "department" and v not in self.department_tasks:
-            return [Violation(path, f"{v!r} is not a department of this scenario")]
+            return [Violation(path, f"{redacted(v)} is not a department of this scenario")]
         if kind == "hex" and not re.fullmatch(r"[0-9a-f]{64}", v):
             return [Violation(path, "expected a 64-character hex digest")]
         if kind == "hex" and self.scenario_sha is not None and v != self.scenario_sha:
@@ -259,17 +296,17 @@ class WireSchema:
         try:
             expected = self.expected(mt, reply, department)
         except KeyError as exc:
-            return [Violation("message_type", str(exc))]
+            return [Violation("message_type", str(exc.args[0]))]
         out: list[Violation] = []
         recs = entry.get("records") or {}
         allowed_optional = {n for n in self.optional_arrays if n in self.arrays}
         for name, rec in recs.items():
             kind = rec.get("kind")
             optional_here = name in allowed_optional and kind == "arrays" and "segmentor" in expected and (
-                mt.startswith("train") or mt == "query.audit")
+                mt in ("train", "query.audit"))
             if name not in expected and not optional_here:
-                out.append(Violation(f"record {name!r}", f"not declared for {mt} ({'reply' if reply else 'request'}); "
-                                     f"declared: {sorted(expected)}"))
+                out.append(Violation(f"record {as_logged(name, RECORD_NAMES)}", f"not declared for {mt} "
+                                     f"({'reply' if reply else 'request'}); declared: {sorted(expected)}"))
                 continue
             want = expected.get(name, "arrays")
             if kind != want:
@@ -277,12 +314,15 @@ class WireSchema:
                 continue
             if kind == "arrays":
                 try:
-                    arrays = [ArrayInfo(str(a[0]), tuple(int(x) for x in a[1]), str(a[2]), int(a[3]), str(a[4]))
+                    arrays = [ArrayInfo(str(a[0]), tuple(int(x) for x in a[1]) if isinstance(a[1], list) else
+                                        str(a[1]), str(a[2]), int(a[3]), str(a[4]),
+                                        len(a) > 5 and a[5] is True, None if len(a) > 5 else
+                                        "the log predates parsed arrays")
                               for a in rec.get("arrays", [])]
                 except (TypeError, ValueError, IndexError):
                     out.append(Violation(f"record {name!r}", "array list is malformed in the log"))
                     continue
-                out.extend(self._check_arrays(name, arrays))
+                out.extend(self._check_arrays(name, arrays, logged=True))
                 total = sum(a.nbytes for a in arrays)
                 if rec.get("bytes") != total:
                     out.append(Violation(f"record {name!r}", f"logged {rec.get('bytes')} bytes but its arrays add up to {total}"))
@@ -290,7 +330,7 @@ class WireSchema:
                 allowed = self.metric_keys(name, department)
                 for k, d in (rec.get("keys") or {}).items():
                     if allowed is not None and k not in allowed:
-                        out.append(Violation(f"{name}.{k}", "undeclared metric key"))
+                        out.append(Violation(f"{name}.{as_logged(k, ())}", "undeclared metric key"))
                     if d.get("type") not in ("int", "float"):
                         out.append(Violation(f"{name}.{k}", f"metric must be a number, got {d.get('type')}"))
             else:
@@ -308,7 +348,8 @@ class WireSchema:
         for k, d in keys.items():
             path = f"{record}.{k}"
             if k not in declared:
-                out.append(Violation(path, f"undeclared config key (value of type {d.get('type')}, {d.get('len', 1)} long)"))
+                out.append(Violation(f"{record}.{as_logged(k, ())}", f"undeclared config key (value of type "
+                                     f"{as_logged(d.get('type'), ('int', 'float', 'str', 'bytes', 'bool'))})"))
                 continue
             rule = declared[k]
             typ = str(d.get("type"))
@@ -349,6 +390,32 @@ class WireSchema:
                 out.append(Violation(f"{record}.{k}", "declared config key missing"))
         return out
 
+    # ------------------------------------------------------------------ what the log may hold
+
+    def log_form(self, info: MessageInfo, reply: bool, department: str | None) -> dict[str, Any]:
+        """`info.summary()` with every name, label and text the schema does not declare replaced by its length
+        and hash (redact): a refused message leaves nothing verbatim in the log. Values are hashed anyway."""
+        message_type = declared_or_redacted(info.message_type, MESSAGE_TYPES)
+        records: dict[str, RecordInfo] = {}
+        for name, rec in info.records.items():
+            safe = declared_or_redacted(name, RECORD_NAMES)
+            if rec.kind == "arrays":
+                declared = self.arrays.get(name, {})
+                arrays = []
+                for a in rec.arrays:
+                    shape, dtype = declared.get(a.name, ((), ""))
+                    ok = a.name in declared
+                    arrays.append(ArrayInfo(a.name if ok else redacted(a.name),
+                                            a.shape if ok and tuple(a.shape) == tuple(shape) else _shape_text(a.shape),
+                                            a.dtype if ok and a.dtype == dtype else redacted(a.dtype),
+                                            a.nbytes, a.sha256, a.parsed))
+                records[safe] = RecordInfo("arrays", arrays=arrays)
+            else:
+                keys = (self.metric_keys(name, department) if rec.kind == "metrics" else
+                        set(self.config_keys(name) or {})) or set()
+                records[safe] = RecordInfo(rec.kind, items={declared_or_redacted(k, keys): v for k, v in rec.items.items()})
+        return MessageInfo(message_type, records).summary()
+
     def _allowed_hashes(self, rule: Any) -> set[str] | None:
         kind = rule[0] if isinstance(rule, tuple) else None
         if kind == "task":
@@ -363,6 +430,13 @@ class WireSchema:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+
+
+def _shape_text(shape: object) -> str:
+    """A shape for an error text: its rank and a hash, never the numbers a sender chose."""
+    if isinstance(shape, (tuple, list)):
+        return f"of {len(shape)} dimension(s) {redacted(list(shape))}"
+    return redacted(shape)
 
 
 def _prod(shape: tuple[int, ...]) -> int:
@@ -417,4 +491,5 @@ def schema_for_scenario(scenario: Any, pin_sha: bool = False) -> WireSchema:
         max_classes=scenario.model.max_classes,
         pool_values={c: {str(x) for x in v} for c, v in columns.items() if c in POOL_COLUMNS and POOL_COLUMNS[c] is str},
         scenario_sha=sha if pin_sha else None,
+        pool_rows={name: {c: columns[c][i] for c in POOL_COLUMNS} for i, name in enumerate(columns["names"])},
     )

@@ -21,6 +21,11 @@ class ArrayInfo:
     dtype: str
     nbytes: int
     sha256: str
+    parsed: bool = True
+    """the serialised bytes are exactly the canonical .npy form of `dtype` x `shape` with stype numpy.ndarray
+    (npy_format); False also when the bytes were not parsed."""
+    problem: str | None = None
+    """why `parsed` is False (names no content)."""
 
 
 @dataclass
@@ -41,6 +46,8 @@ class MessageInfo:
     message_type: str
     records: dict[str, RecordInfo]
     error: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    """transport metadata (ids, group, times): checked against the request, never logged."""
 
     def nbytes(self) -> int:
         return sum(r.nbytes() for r in self.records.values())
@@ -53,7 +60,8 @@ class MessageInfo:
                 recs[name] = {
                     "kind": "arrays",
                     "bytes": r.nbytes(),
-                    "arrays": [[a.name, list(a.shape), a.dtype, a.nbytes, a.sha256] for a in r.arrays],
+                    "arrays": [[a.name, list(a.shape) if isinstance(a.shape, tuple) else a.shape, a.dtype, a.nbytes,
+                                a.sha256, a.parsed] for a in r.arrays],
                 }
             else:
                 recs[name] = {

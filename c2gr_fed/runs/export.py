@@ -3,7 +3,9 @@
 What is copied: the resolved scenario, run.json, the matrices, per-round metrics, the summary, the report, the
 audit (if `c2gr-fed audit` ran), the run's figures, and the departments' PNG/markdown outputs
 (replay grids, memorisation plots); the transfer log (sizes and hashes only, about 0.8 MB for a 5-task
-run) only when asked (`with_transfer_log`). What is not: checkpoints (model weights), progress files and logs. Replay
+run) only when asked (`with_transfer_log`). What is not: checkpoints (model weights), progress files and logs, the
+departments' errors logs (their own error texts) and the run's transfer-log key (RUN_DIR/keys/: whoever holds it can
+re-chain the log, so it stays with the coordinator's operator and reaches an auditor separately). Replay
 grids show synthetic samples that never crossed the wire; they leave the departments' folders only through this
 deliberate export, which names every file it writes.
 An export keeps the run-directory layout, so `c2gr-fed report` and `c2gr-fed bench --tabulate-only` read it.
