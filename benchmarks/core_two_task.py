@@ -1,4 +1,4 @@
-"""Issue 3's core benchmark: a two-task phantom stream (appearance AND objective shift) at 32x32.
+"""The core benchmark: a two-task phantom stream (appearance AND objective shift) at 32x32.
 
 (a) c2gr (BJD image-mask replay) vs (b) finetune (no replay): task 1's Dice after task 2;
 (c) correspondence Dice of replay pairs (paper section 4.4.2): the generated masks against an oracle segmentor's
@@ -115,7 +115,7 @@ def merge(part: Path, md_out: Path | None, command: str) -> str:
     from c2gr_fed.scenario.loading import validate_scenario
 
     oracle = states.get("finetune")
-    lines = ["# Core two-task benchmark (issue 3)", "", "```", f"$ {command}"]
+    lines = ["# Core two-task benchmark", "", "```", f"$ {command}"]
     lines += [f"$ {r['command']}" for r in res.values() if "command" in r] + ["```", ""]
     tasks = any_res["tasks"]
     lines += [f"Stream: {tasks[0]} -> {tasks[1]} (appearance and objective shift), 32x32 phantoms, "

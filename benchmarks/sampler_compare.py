@@ -1,4 +1,4 @@
-"""Issue 9's sampler comparison: DDPM-200 (the paper's) against DDIM and DPM-Solver++ at 10-50 steps.
+"""The sampler comparison: DDPM-200 (the paper's) against DDIM and DPM-Solver++ at 10-50 steps.
 
 One generator, trained once, is sampled with every sampler, so the samplers are compared on exactly the same
 weights. On a two-task phantom stream (default Fundus-A -> MnMs-Siemens, `scenarios/20tasks.yaml` models):
@@ -120,7 +120,7 @@ def main() -> None:
         print(json.dumps(row), flush=True)
 
     ref = rows[0]
-    lines = ["# Sampler comparison (issue 9)", "", "```", "$ python " + " ".join(sys.argv), "```", "",
+    lines = ["# Sampler comparison", "", "```", "$ python " + " ".join(sys.argv), "```", "",
              f"Stream {stream[0].name} -> {stream[1].name}, {sc.image_size}x{sc.image_size}, method {a.method} "
              f"({state.method.objective.upper()}, T = {sc.diffusion.timesteps}), round 1: {a.steps1} optimiser steps "
              f"({t_round1:.0f} s), round 2: {a.steps2} steps with {a.pairs} replay pairs of task 1, {a.threads} torch "
