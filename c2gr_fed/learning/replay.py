@@ -91,7 +91,6 @@ def synthesise_replay(
     pool = state.pool
     counts = [replay_count(scenario, desc.name, current_train_size) for desc in pool]
     oversample = dc.replay_oversample if state.method.filter_replay else 1
-    scored = True  # every replay is scored: the generated mask against the received segmentor's prediction
     emb = embed_pool(pool, encoder)
     emb = emb.to(device)
     state.prompts.eval()
@@ -113,21 +112,20 @@ def synthesise_replay(
         x, generated, y = _draw(state, scenario, ctx, tokens.seg[t_idx], desc.num_classes,
                                 seed=seed + 104_729 * (t_idx + 1), progress=cb, denoiser=denoiser)
         done += n_per
-        if scored:
-            labels = y if state.method.replay == "images" else _label_with_segmentor(state, x, tokens.seg[t_idx],
-                                                                                     desc.num_classes)
-            agree = case_dice(labels, generated, desc.num_classes).cpu()
-            candidates.append(agree)
-            if oversample > 1:
-                keep = most_agreeing(agree, counts[t_idx])
-                x, y, agree = x[keep], y[keep], agree[keep]
-            agreements.append(agree)
+        # every replay is scored: the generated mask against the received segmentor's prediction
+        labels = y if state.method.replay == "images" else _label_with_segmentor(state, x, tokens.seg[t_idx],
+                                                                                 desc.num_classes)
+        agree = case_dice(labels, generated, desc.num_classes).cpu()
+        candidates.append(agree)
+        if oversample > 1:
+            keep = most_agreeing(agree, counts[t_idx])
+            x, y, agree = x[keep], y[keep], agree[keep]
+        agreements.append(agree)
         images.append(x.float().cpu())
         masks.append(y.cpu())
         ids.append(torch.full((x.shape[0],), t_idx, dtype=torch.int64))
     return ReplaySet(torch.cat(images), torch.cat(masks), torch.cat(ids), tuple(pool.names),
-                     torch.cat(agreements) if scored else None,
-                     float(torch.cat(candidates).mean()) if scored else None)
+                     torch.cat(agreements), float(torch.cat(candidates).mean()))
 
 
 def task_generator(state: LearnerState, task: str, pool_tokens: torch.Tensor) -> tuple[torch.nn.Module, torch.Tensor]:
