@@ -160,6 +160,7 @@ def test_nearest_warm_start_follows_the_prompt_text() -> None:
     (["method=c2gr-vd", "diffusion.generators=bank"], ["diffusion.generators", "c2gr-vd"]),
     (["diffusion.ema_warmup=true"], ["diffusion.ema_warmup", "diffusion.ema"]),
     (["training.epochs=0"], ["training.epochs", "training.generator_extra_steps"]),
+    (["method=c2gr-vf", "diffusion.replay_masks=gated"], ["diffusion.replay_masks", "c2gr-vf"]),
 ])
 def test_settings_that_cannot_work_together_are_refused(tmp_path: Path, overrides: list[str],
                                                         fields: list[str]) -> None:
@@ -218,3 +219,46 @@ def test_a_bank_run_through_flower_travels_declared_and_passes_the_audit(tmp_pat
         assert m["department"] == sc.department_of(task) and m["samples"] == 8.0
     capsys.readouterr()
     assert cli_main(["audit", str(run.root)]) == 0, capsys.readouterr().out
+
+
+def test_gated_masks_take_the_prediction_only_where_it_agrees() -> None:
+    from c2gr_fed.learning.replay import gated_masks
+
+    predicted = torch.tensor([[[1, 1], [0, 0]], [[0, 0], [0, 0]], [[2, 2], [2, 2]]])
+    generated = torch.tensor([[[1, 0], [0, 0]], [[1, 1], [1, 1]], [[0, 0], [0, 1]]])
+    agreement = torch.tensor([0.6, 0.0, 0.5])
+    out = gated_masks(predicted, generated, agreement, 0.5)
+    assert torch.equal(out[0], predicted[0]) and torch.equal(out[2], predicted[2])  # at or above the gate
+    assert torch.equal(out[1], generated[1])  # below it: the generator's mask
+    assert torch.equal(gated_masks(predicted, generated, agreement, 1.0), generated)
+    assert torch.equal(gated_masks(predicted, generated, agreement, 0.0), predicted)
+
+
+def test_gated_replay_masks_are_the_segmentors_or_the_generators_pair_by_pair(two_rounds) -> None:
+    """replay_masks: gated draws the same images as segmentor masks; each pair's mask is the segmentor's label
+    where its agreement reaches the gate and the generated mask elsewhere; the share is reported."""
+    from dataclasses import replace
+
+    sc, state, _, _ = two_rounds
+    enc = build_text_encoder(sc.text_encoder)
+    seg_sc = load_scenario(SMOKE, BANK + ["diffusion.replay_masks=segmentor"])
+    gen_sc = load_scenario(SMOKE, BANK)
+    cpu = torch.device("cpu")
+    spec = state.method
+    try:
+        state.method = replace(spec, replay="images")
+        labelled = synthesise_replay(state, seg_sc, enc, seed=5, device=cpu)
+        gate = float(labelled.agreement.median())
+        gated_sc = load_scenario(SMOKE, BANK + ["diffusion.replay_masks=gated", f"diffusion.replay_mask_gate={gate}"])
+        gated = synthesise_replay(state, gated_sc, enc, seed=5, device=cpu)
+        state.method = replace(spec, replay="pairs")
+        joint = synthesise_replay(state, gen_sc, enc, seed=5, device=cpu)
+    finally:
+        state.method = spec
+    assert torch.equal(gated.images, labelled.images) and torch.equal(gated.images, joint.images)
+    keep = labelled.agreement >= gate
+    assert bool(keep.any()) and bool((~keep).any()), "the gate should split this replay"
+    assert torch.equal(gated.masks[keep], labelled.masks[keep])
+    assert torch.equal(gated.masks[~keep], joint.masks[~keep])
+    assert gated.generated_mask_share == pytest.approx(float((~keep).float().mean()))
+    assert labelled.generated_mask_share == 0.0

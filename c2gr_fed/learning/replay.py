@@ -9,7 +9,8 @@ conditioned on the finished image.
 Every pair-replay method also scores each pair's agreement with the received segmentor (the Dice between
 the generated mask and the segmentor's prediction on the generated image): a replay-quality diagnostic in the
 round metrics. A filtering method (`c2gr-vf`, beyond the paper) samples `diffusion.replay_oversample`
-candidates per pair it needs and keeps the most agreeing ones.
+candidates per pair it needs and keeps the most agreeing ones. With `diffusion.replay_masks: gated` the replay mask is
+the segmentor's prediction where it agrees with the generated mask and the generated mask where it does not.
 
 With a generator bank (`diffusion.generators: bank`) each earlier task is drawn from its own frozen generator,
 conditioned on the frozen tokens banked with it; otherwise from the one received generator with the prompt
@@ -46,12 +47,15 @@ class ReplaySet:
     the generated mask is only scored)."""
     candidate_agreement: float | None = None
     """mean agreement over every sampled candidate, before any filtering."""
+    generated_mask_share: float = 0.0
+    """diffusion.replay_masks: gated: share of the pairs whose replay mask is the generated one (the segmentor's
+    prediction disagreed); 0 otherwise."""
 
     def preview(self, per_task: int) -> "ReplaySet":
         keep = torch.cat([torch.nonzero(self.task_ids == t).flatten()[:per_task] for t in self.task_ids.unique()])
         agree = None if self.agreement is None else self.agreement[keep]
         return ReplaySet(self.images[keep], self.masks[keep], self.task_ids[keep], self.task_names, agree,
-                         self.candidate_agreement)
+                         self.candidate_agreement, self.generated_mask_share)
 
 
 def replay_count(scenario: Scenario, task_name: str | None = None, current_train_size: int | None = None) -> int:
@@ -98,6 +102,7 @@ def synthesise_replay(
         tokens = state.prompts(emb)
     state.prompts.train()
     images, masks, ids, agreements, candidates = [], [], [], [], []
+    n_generated_masks = 0
     total = sum(counts) * oversample
     done = 0
     for t_idx, desc in enumerate(pool):
@@ -116,6 +121,9 @@ def synthesise_replay(
         labels = y if state.method.replay == "images" else _label_with_segmentor(state, x, tokens.seg[t_idx],
                                                                                  desc.num_classes)
         agree = case_dice(labels, generated, desc.num_classes).cpu()
+        if dc.replay_masks == "gated" and state.method.replay == "images":
+            y = gated_masks(y, generated, agree, dc.replay_mask_gate)
+            n_generated_masks += int((agree < dc.replay_mask_gate).sum())
         candidates.append(agree)
         if oversample > 1:
             keep = most_agreeing(agree, counts[t_idx])
@@ -125,7 +133,15 @@ def synthesise_replay(
         masks.append(y.cpu())
         ids.append(torch.full((x.shape[0],), t_idx, dtype=torch.int64))
     return ReplaySet(torch.cat(images), torch.cat(masks), torch.cat(ids), tuple(pool.names),
-                     torch.cat(agreements), float(torch.cat(candidates).mean()))
+                     torch.cat(agreements), float(torch.cat(candidates).mean()),
+                     generated_mask_share=n_generated_masks / max(1, sum(len(i) for i in ids)))
+
+
+def gated_masks(predicted: torch.Tensor, generated: torch.Tensor, agreement: torch.Tensor, gate: float) -> torch.Tensor:
+    """diffusion.replay_masks: gated. Per pair, the segmentor's label map where its Dice with the generated mask is
+    at least `gate`, else the generated mask. predicted, generated (N, S, S) int64; agreement (N,) on any device."""
+    keep = (agreement.to(predicted.device) >= gate)[:, None, None]  # (N, 1, 1)
+    return torch.where(keep, predicted, generated.to(predicted.device))
 
 
 def task_generator(state: LearnerState, task: str, pool_tokens: torch.Tensor) -> tuple[torch.nn.Module, torch.Tensor]:

@@ -277,6 +277,8 @@ def run_round(
     if replay is not None and replay.agreement is not None:
         metrics["replay_agreement"] = float(replay.agreement.mean())
         metrics["replay_agreement_candidates"] = float(replay.candidate_agreement)
+        if scenario.diffusion.replay_masks == "gated":
+            metrics["replay_generated_mask_share"] = float(replay.generated_mask_share)
         for t_idx, name in enumerate(replay.task_names):
             rows = replay.task_ids == t_idx
             if bool(rows.any()):

@@ -87,7 +87,7 @@ def text_dim(scenario: Scenario) -> int:
 def build_state(scenario: Scenario, method: str | None = None) -> LearnerState:
     """Fresh models, initialised deterministically from the scenario seed."""
     spec = method_spec(method or scenario.method)
-    if scenario.diffusion.replay_masks == "segmentor" and spec.replay == "pairs":
+    if scenario.diffusion.replay_masks in ("segmentor", "gated") and spec.replay == "pairs":
         spec = replace(spec, replay="images")  # generated images, labelled by the received segmentor
     torch.manual_seed(scenario.seed)
     pc = scenario.model.prompt

@@ -23,6 +23,8 @@ ROUND_METRIC_KEYS = (
     "peak_gpu_mem_mb",
     # mean Dice of the replay masks with the received segmentor's predictions (kept pairs; every candidate)
     "replay_agreement", "replay_agreement_candidates",
+    # diffusion.replay_masks: gated: share of replay pairs whose mask is the generated one
+    "replay_generated_mask_share",
     # diffusion.generators: bank: generators banked after the round; whether this one started from a banked one
     "generator_bank_size", "generator_warm_started",
 )

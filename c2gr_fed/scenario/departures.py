@@ -23,6 +23,10 @@ def departures_from_paper(scenario: Scenario) -> list[str]:
         if dc.replay_masks == "segmentor":
             out.append("replay masks are the received segmentor's predictions on the generated images "
                        "(diffusion.replay_masks), not the generated masks")
+        if dc.replay_masks == "gated":
+            out.append("replay masks are the received segmentor's predictions on the generated images where they "
+                       f"agree with the generated masks (Dice >= {dc.replay_mask_gate}), else the generated masks "
+                       "(diffusion.replay_masks: gated)")
         if dc.prediction_type != "epsilon":
             out.append(f"the generator predicts {dc.prediction_type} (diffusion.prediction_type), not the noise")
         if dc.ema is not None:

@@ -302,11 +302,19 @@ class DiffusionConfig(StrictModel):
         description="with ema: the decay ramps up as min(ema, (1 + n) / (10 + n)) over the round's n updates, so the "
         "sampling weights follow a warm-started or fresh generator instead of staying near its starting point",
     )
-    replay_masks: Literal["generated", "segmentor"] = Field(
+    replay_masks: Literal["generated", "segmentor", "gated"] = Field(
         "generated",
         description="masks of the replay pairs of a pair-replay method (c2gr, c2gr-njd, c2gr-norups): generated "
-        "jointly with the image (the paper's coupled replay), or the received segmentor's prediction on the "
-        "generated image (as in GR); the generator is trained the same way either way",
+        "jointly with the image (the paper's coupled replay), the received segmentor's prediction on the "
+        "generated image (as in GR), or gated: the segmentor's prediction where it agrees with the generated mask "
+        "(Dice >= diffusion.replay_mask_gate) and the generated mask where it does not, so a segmentor that has "
+        "begun to forget a task is corrected by that task's generator instead of relearning its own errors; the "
+        "generator is trained the same way in every case",
+    )
+    replay_mask_gate: float = Field(
+        0.5, ge=0.0, le=1.0,
+        description="replay_masks: gated only: the least Dice between the segmentor's prediction and the generated "
+        "mask for the prediction to be the replay mask",
     )
     generators: Literal["single", "bank"] = Field(
         "single",
@@ -409,9 +417,10 @@ class Scenario(StrictModel):
         if dc.generators == "bank" and self.method == "c2gr-vd":
             raise ValueError("diffusion.generators is 'bank' but method 'c2gr-vd' distils the received single "
                              "generator, which a bank does not have: use diffusion.generators: single")
-        if dc.replay_masks == "segmentor" and self.method in ("c2gr-vf", "c2gr-remask", "c2gr-vr"):
-            raise ValueError(f"diffusion.replay_masks is 'segmentor' but method {self.method!r} makes its replay "
-                             "masks itself (filtered or re-sampled generated masks): use replay_masks: generated")
+        if dc.replay_masks != "generated" and self.method in ("c2gr-vf", "c2gr-remask", "c2gr-vr"):
+            raise ValueError(f"diffusion.replay_masks is {dc.replay_masks!r} but method {self.method!r} makes its "
+                             "replay masks itself (filtered or re-sampled generated masks): use replay_masks: "
+                             "generated")
         if dc.ema_warmup and dc.ema is None:
             raise ValueError("diffusion.ema_warmup is true but diffusion.ema is not set: give diffusion.ema "
                              "(e.g. 0.995) or drop ema_warmup")
