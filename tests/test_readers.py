@@ -420,3 +420,35 @@ def test_stable_seed_is_stable() -> None:
     assert stable_seed(0, "task", "train") == stable_seed(0, "task", "train")
     assert stable_seed(0, "task", "train") != stable_seed(0, "task", "val")
     assert stable_seed("a") == 5374906597990186442  # fixed across processes and versions
+
+
+def test_pair_key_pairs_images_and_masks_named_differently_as_drive_ships_them(tmp_path: Path) -> None:
+    """DRIVE: images/21_training.tif with 1st_manual/21_manual1.gif (an LZW TIFF and a GIF, as published)."""
+    rgb = np.random.default_rng(1).integers(0, 256, (24, 24, 3), dtype=np.uint8)
+    vessels = (_disc_mask(24, 24) == 128).astype(np.uint8) * 255
+    for case in ("21", "22"):
+        _save(tmp_path / f"images/{case}_training.tif", rgb, compression="tiff_lzw")
+        _save(tmp_path / f"1st_manual/{case}_manual1.gif", vessels)
+    src = _src(tmp_path, masks="1st_manual", pair_key=r"^(\d+)_", mask=MaskEncoding(value_map={0: 0, 255: 1}))
+    pairs = list_pairs(src, tmp_path)
+    assert [(p.stem, p.image.name, p.mask.name) for p in pairs] == [
+        ("21", "21_training.tif", "21_manual1.gif"), ("22", "22_training.tif", "22_manual1.gif")]
+    img, mask = read_pair(pairs[0], src, 16, 1, "DRIVE")
+    assert img.shape == (3, 16, 16) and set(np.unique(mask)) <= {0, 1} and mask.any()
+    with pytest.raises(DataError, match="without a mask"):  # without the key, the names do not pair
+        list_pairs(_src(tmp_path, masks="1st_manual"), tmp_path)
+
+
+def test_pair_key_errors_name_the_file_and_the_pattern(tmp_path: Path) -> None:
+    grey = np.zeros((8, 8), np.uint8)
+    _save(tmp_path / "images/21_training.png", grey)
+    _save(tmp_path / "images/notes_training.png", grey)
+    _save(tmp_path / "masks/21_manual1.png", grey)
+    with pytest.raises(DataError, match=r"notes_training.png.*does not match pair_key"):
+        list_pairs(_src(tmp_path, pair_key=r"^(\d+)_"), tmp_path)
+    (tmp_path / "images/notes_training.png").unlink()
+    _save(tmp_path / "masks/21_manual2.png", grey)
+    with pytest.raises(DataError, match=r"same pair_key '21'"):
+        list_pairs(_src(tmp_path, pair_key=r"^(\d+)_"), tmp_path)
+    with pytest.raises(ValueError, match="not a regular expression"):
+        _src(tmp_path, pair_key="(unclosed")

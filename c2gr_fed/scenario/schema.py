@@ -6,6 +6,7 @@ is an error that names the field path instead of a silently ignored setting.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
@@ -128,6 +129,13 @@ class Folder2DSource(StrictModel):
     images: str = "images"
     masks: str = "masks"
     image_glob: str = "*"
+    pair_key: str | None = Field(
+        None,
+        description="regular expression searched in every image and mask file stem; its first group (or the whole "
+        "match) pairs an image with its mask when their names differ, e.g. DRIVE's 21_training.tif and "
+        r"21_manual1.gif with '^(\d+)_', ISIC's ISIC_0000000.jpg and ISIC_0000000_segmentation.png with "
+        r"'^(ISIC_\d+)'. None: pair by identical stems",
+    )
     mask: MaskEncoding = Field(default_factory=MaskEncoding)
     image_channels: Literal["rgb", "grey", "as_is"] = "as_is"
     channels: list[int] | None = Field(
@@ -139,6 +147,17 @@ class Folder2DSource(StrictModel):
     percentiles: tuple[float, float] = Field((0.5, 99.5), description="low/high percentiles for intensity=percentile")
     split: SplitRule = Field(default_factory=SplitRule)
     limit: int | None = Field(None, ge=1, description="use at most this many pairs (sorted by stem)")
+
+
+    @field_validator("pair_key")
+    @classmethod
+    def _pair_key_compiles(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as e:
+                raise ValueError(f"pair_key {v!r} is not a regular expression: {e}") from None
+        return v
 
 
 class Nifti3DSource(StrictModel):

@@ -8,6 +8,7 @@ levels for a grey palette), not the palette indices, so a GIF mask reads as the 
 from __future__ import annotations
 
 import fnmatch
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -89,12 +90,34 @@ def match_pairs(images: dict[str, Path], masks: dict[str, Path], image_dir: Path
     return [Pair(s, images[s], masks[s]) for s in sorted(images)]
 
 
+def keyed(files: dict[str, Path], pattern: str, folder: Path, what: str) -> dict[str, Path]:
+    """Re-key stem -> path by the `pair_key` regex: its first group (or the whole match) in each stem. A stem it does
+    not match, or two files with one key, is an error naming the files."""
+    rx = re.compile(pattern)
+    out: dict[str, Path] = {}
+    for stem, path in files.items():
+        m = rx.search(stem)
+        if m is None:
+            raise DataError(f"{path}: the {what} file name does not match pair_key {pattern!r} (searched in the stem "
+                            f"{stem!r}); fix pair_key or narrow the files with image_glob")
+        key = m.group(1) if rx.groups else m.group(0)
+        if key in out:
+            raise DataError(f"{folder}: {what} files {out[key].name} and {path.name} have the same pair_key {key!r}; "
+                            "make pair_key capture what tells the cases apart")
+        out[key] = path
+    return out
+
+
 def list_pairs(src: Folder2DSource, root: Path) -> list[Pair]:
-    """All (stem, image, mask) pairs of a folder source, sorted by stem, cut to `limit`."""
+    """All (key, image, mask) pairs of a folder source, sorted by key, cut to `limit`. The key is the file stem, or
+    what `pair_key` captures in it when images and masks are named differently."""
     _check_dir(root, f"data root of source {src.root!r}")
     image_dir, mask_dir = root / src.images, root / src.masks
     images = list_files(image_dir, "image", IMAGE_EXTENSIONS, src.image_glob)
     masks = list_files(mask_dir, "mask", IMAGE_EXTENSIONS)
+    if src.pair_key is not None:
+        images = keyed(images, src.pair_key, image_dir, "image")
+        masks = keyed(masks, src.pair_key, mask_dir, "mask")
     pairs = match_pairs(images, masks, image_dir, mask_dir, masks_may_be_extra=src.image_glob != "*")
     if src.limit is not None:
         pairs = pairs[: src.limit]
