@@ -73,29 +73,29 @@ def test_validate_opens_every_file_and_quick_a_sample(tmp_path: Path, capsys) ->
     """A corrupt file in the middle of the folder: the cheap check (listing, pairing, splits) and the quick sample
     pass, the full validation names it."""
     folder = write_drive_like(tmp_path / "data")
-    bad = folder / "masks" / "26_training.gif"
+    bad = folder / "1st_manual" / "26_manual1.gif"
     bad.write_bytes(bad.read_bytes()[:20])  # truncated, as a killed copy leaves it
     scenario = drive_like_scenario(tmp_path / "drive.yaml")
     sc = load_scenario(scenario)
     task = sc.task("DRIVE-Vessels")
     check_task_source(sc, task, tmp_path / "data")
     assert open_task_files(sc, task, tmp_path / "data", quick=True).pairs == 2
-    with pytest.raises(DataError, match=r"26_training\.gif: unreadable or corrupt GIF"):
+    with pytest.raises(DataError, match=r"26_manual1\.gif: unreadable or corrupt GIF"):
         open_task_files(sc, task, tmp_path / "data")
     assert main(["validate", str(scenario), "--data-root", str(tmp_path / "data")]) == 2
-    assert "26_training.gif" in capsys.readouterr().err
+    assert "26_manual1.gif" in capsys.readouterr().err
     assert main(["validate", str(scenario), "--data-root", str(tmp_path / "data"), "--quick"]) == 0
 
 
 def test_quick_sample_covers_every_file_type(tmp_path: Path) -> None:
     folder = write_drive_like(tmp_path / "data", pairs=6)
     Image.fromarray(_rgb(24, 24)).save(folder / "images" / "23_training.tif")  # uncompressed among LZW ones
-    Image.fromarray(np.zeros((24, 24), np.uint8)).save(folder / "masks" / "24_training.png")
-    (folder / "masks" / "24_training.gif").unlink()
+    Image.fromarray(np.zeros((24, 24), np.uint8)).save(folder / "1st_manual" / "24_manual1.png")
+    (folder / "1st_manual" / "24_manual1.gif").unlink()
     from c2gr_fed.scenario.schema import Folder2DSource
 
-    pairs = list_pairs(Folder2DSource(root=str(folder)), folder)
-    assert [p.stem for p in sample_pairs(pairs)] == ["21_training", "23_training", "24_training", "26_training"]
+    pairs = list_pairs(Folder2DSource(root=str(folder), masks="1st_manual", pair_key=r"^(\d+)_"), folder)
+    assert [p.stem for p in sample_pairs(pairs)] == ["21", "23", "24", "26"]
 
 
 @pytest.mark.skipif(not (REAL / "lgg-brain-mri").is_dir(), reason="shared real samples not present")
