@@ -138,3 +138,33 @@ def test_persistent_failure_stops_with_department_round_and_cause(root: Path, tm
     assert len(logged) == 2 and all(e["code"] == "failed" and "injected: disk full" in e["error"] for e in logged)
     ck = json.loads((Path(settings.run_dir) / "checkpoints" / "latest.json").read_text())
     assert ck["completed_rounds"] == 1  # round 0's state is saved for --resume
+
+
+@pytest.mark.timeout(600)  # before the fix the process waited for the hung department for ever
+def test_a_department_that_hangs_for_ever_does_not_keep_the_run_alive(root: Path, tmp_path: Path) -> None:
+    """The coordinator gives up on a department whose train request never returns (time-out, no retry left); the
+    department's actor is then released so that the run ends with the coordinator's error, well before the hang
+    would."""
+    def hang(msg, ctx, call_next):  # a deadlocked department: never replies
+        if msg.metadata.message_type == "train" and int(ctx.node_config.get("partition-id", -1)) == 0:
+            time.sleep(100_000)
+        return call_next(msg, ctx)
+
+    from departments.client_app import make_client_app
+    from server.server_app import make_server_app
+
+    from c2gr_fed.federation.simulation import launch
+
+    settings, sc = _prepare(root, tmp_path, ["federation.retries=0", "federation.round_timeout_s=10"])
+    t0 = time.monotonic()
+    with pytest.raises(Exception) as e:
+        launch(make_server_app(settings), make_client_app(replace(settings, events=None), mods=[hang]), sc,
+               release_grace_s=2.0)
+    chain, x = [], e.value
+    while x is not None and len(chain) < 10:
+        chain.append(x)
+        x = x.__cause__ or x.__context__
+    err = next((c for c in chain if isinstance(c, FederationError)), None)
+    assert err is not None, [repr(c) for c in chain]
+    assert "ophthalmology-aravind" in str(err) and "round 0" in str(err), str(err)
+    assert time.monotonic() - t0 < 400

@@ -12,6 +12,11 @@ A department's failure reaches the coordinator in Flower's fixed form for a Clie
 RayTaskError whose text is the actor's whole traceback (pids, addresses, source lines and every chained exception's
 text); `plain_client_errors` hands the engine the ClientAppException it wraps instead, so an error reply carries
 exactly the department's declared code, which the guard accepts, and nothing of the traceback.
+
+Flower's runtime ends only when every message it handed to a department has returned. A department that hangs
+(stuck I/O, a deadlock) would keep the process alive after the coordinator has given up on it; so once the
+coordinator has ended, a department still busy after `RELEASE_GRACE_S` has its Ray actor killed
+(`release_busy_departments`), and the run ends with the coordinator's own error.
 """
 
 from __future__ import annotations
@@ -19,7 +24,10 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
+import time
 import warnings
+import weakref
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -27,6 +35,11 @@ from typing import Any, Iterator
 from ..runs.stop import StopSwitch
 from ..scenario import Scenario
 from .resources import check_cluster, check_machine, machine_cpus, machine_gpus
+
+RELEASE_GRACE_S = 10.0
+"""Seconds a department may still be busy after the coordinator has ended before its actor is killed."""
+_BACKENDS: "weakref.WeakSet[Any]" = weakref.WeakSet()
+"""The Ray backends of the simulations running in this process (recorded as they process messages)."""
 
 
 def quiet_environment(verbose: bool) -> None:
@@ -121,6 +134,7 @@ def plain_client_errors() -> Iterator[None]:
     original = RayBackend.process_message
 
     def process_message(self: Any, message: Any, context: Any) -> Any:
+        _BACKENDS.add(self)
         try:
             return original(self, message, context)
         except RayTaskError as exc:
@@ -137,12 +151,63 @@ def plain_client_errors() -> Iterator[None]:
         RayBackend.process_message = original  # type: ignore[method-assign]
 
 
+def busy_actors() -> list[Any]:
+    """The Ray actors of this process's simulations that are running a department's message now."""
+    found = []
+    for backend in list(_BACKENDS):
+        pool = getattr(backend, "pool", None)
+        found.extend(list(getattr(pool, "_future_to_actor", {}).values()))
+    return found
+
+
+def release_busy_departments(grace_s: float = RELEASE_GRACE_S, poll_s: float = 0.5) -> threading.Thread:
+    """In a daemon thread: wait up to `grace_s` for the departments still busy to return, then kill the actors of
+    those that have not, so that Flower's runtime stops waiting for them. Returns the thread."""
+
+    def reap() -> None:
+        import ray
+
+        deadline = time.monotonic() + grace_s
+        while busy_actors() and time.monotonic() < deadline:
+            time.sleep(poll_s)
+        for actor in busy_actors():
+            logging.getLogger("c2gr_fed").warning(
+                "a department was still busy %.0f s after the coordinator ended: its actor is stopped", grace_s)
+            try:
+                ray.kill(actor, no_restart=True)
+            except Exception:  # already gone, or Ray is shutting down
+                pass
+
+    th = threading.Thread(target=reap, name="c2gr-release-departments", daemon=True)
+    th.start()
+    return th
+
+
+def _released_when_done(server_app: Any, grace_s: float) -> None:
+    """Wrap the ServerApp's main so that, when the coordinator ends (done, failed or stopped), departments still
+    busy are released after `grace_s` (see release_busy_departments)."""
+    main = getattr(server_app, "_main", None)
+    if not callable(main) or getattr(main, "_c2gr_released", False):
+        return
+
+    def main_then_release(grid: Any, context: Any) -> None:
+        try:
+            main(grid, context)
+        finally:
+            release_busy_departments(grace_s)
+
+    main_then_release._c2gr_released = True  # type: ignore[attr-defined]
+    server_app._main = main_then_release
+
+
 def launch(server_app: Any, client_app: Any, scenario: Scenario, verbose: bool = False,
-           stop: StopSwitch | None = None, log_file: Path | None = None) -> None:
+           stop: StopSwitch | None = None, log_file: Path | None = None,
+           release_grace_s: float = RELEASE_GRACE_S) -> None:
     """Run to completion; a ServerApp exception is re-raised here (Flower's own CLI would exit 0). A failure of the
     runtime sets `stop` (urgent), so that the coordinator's thread ends too and the process can exit."""
     quiet_environment(verbose)
     check_machine(scenario)
+    _released_when_done(server_app, release_grace_s)
     import ray
     from flwr.simulation import run_simulation
 
