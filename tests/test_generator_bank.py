@@ -262,3 +262,44 @@ def test_gated_replay_masks_are_the_segmentors_or_the_generators_pair_by_pair(tw
     assert torch.equal(gated.masks[~keep], joint.masks[~keep])
     assert gated.generated_mask_share == pytest.approx(float((~keep).float().mean()))
     assert labelled.generated_mask_share == 0.0
+
+
+def test_own_images_are_relabelled_under_every_earlier_prompt_of_the_same_modality(two_rounds) -> None:
+    from c2gr_fed.learning.replay import _label_with_segmentor, relabel_current_images
+    from c2gr_fed.prompts import embed_pool
+
+    sc, state, _, _ = two_rounds
+    sc = load_scenario(SMOKE, BANK + ["diffusion.replay_current_images=same_modality",
+                                      "diffusion.replay_current_per_task=5"])
+    enc = build_text_encoder(sc.text_encoder)
+    fundus = [t for t in sc.stream() if t.modality == "colour fundus photograph"]
+    images = load_task(sc, fundus[0], "train").images
+    x, y, ids = relabel_current_images(state, sc, enc, images, "Colour Fundus Photograph ", seed=3,
+                                       device=torch.device("cpu"))
+    same = [i for i, d in enumerate(state.pool) if d.modality == "colour fundus photograph"]
+    assert len(same) == 2 and x.shape == (10, *images.shape[1:]) and y.shape == (10, *images.shape[2:])
+    assert ids.tolist() == [same[0]] * 5 + [same[1]] * 5
+    assert all(any(torch.equal(row, img) for img in images) for row in x)  # the department's own images
+    with torch.no_grad():
+        tokens = state.prompts(embed_pool(state.pool, enc))
+    for t_idx in same:
+        rows = ids == t_idx
+        assert torch.equal(y[rows], _label_with_segmentor(state, x[rows], tokens.seg[t_idx],
+                                                          state.pool[t_idx].num_classes))
+    x, y, ids = relabel_current_images(state, sc, enc, images, "cine MR", seed=3, device=torch.device("cpu"))
+    assert x.shape[0] == y.shape[0] == ids.shape[0] == 0
+
+
+def test_a_round_trains_on_its_relabelled_own_images() -> None:
+    torch.set_num_threads(1)
+    sc = load_scenario(SMOKE, BANK + ["diffusion.replay_current_images=same_modality",
+                                      "diffusion.replay_current_per_task=5"])
+    state = build_state(sc)
+    stream = sc.stream()
+    first = run_round(state, stream[0], load_task(sc, stream[0], "train"), sc, 0)
+    assert first.metrics["relabelled_samples"] == 0.0  # nothing earlier to relabel for
+    second = run_round(state, stream[1], load_task(sc, stream[1], "train"), sc, 1)
+    assert stream[0].modality == stream[1].modality
+    assert second.metrics["relabelled_samples"] == 5.0 and second.metrics["replay_samples"] == 4.0
+    with pytest.raises(ScenarioError, match="replay_current_images"):
+        load_scenario(SMOKE, ["method=finetune", "diffusion.replay_current_images=same_modality"])

@@ -219,3 +219,42 @@ def _label_with_segmentor(state: LearnerState, x: torch.Tensor, seg_tokens: torc
         logits = state.segmentor(x, seg_tokens.expand(x.shape[0], -1, -1))
     state.segmentor.train()
     return predict_masks(logits.float(), kb)
+
+
+def relabel_current_images(
+    state: LearnerState,
+    scenario: Scenario,
+    encoder: TextEncoder,
+    images: torch.Tensor,
+    modality: str,
+    seed: int,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """diffusion.replay_current_images: same_modality. For every task already in the pool whose modality text equals
+    `modality` (case-insensitive), `diffusion.replay_current_per_task` of the department's own training images
+    (N, 3, H, W), drawn without replacement, labelled by the received segmentor under that task's prompt.
+
+    Returns images (M, 3, H, W), masks (M, H, W) int64 and pool indices (M,), CPU; M = 0 when no earlier task
+    shares the modality. Nothing here leaves the department: the images are its own.
+    """
+    pool = state.pool
+    same = [i for i, d in enumerate(pool) if d.modality.strip().lower() == modality.strip().lower()]
+    h, w = images.shape[-2:]
+    if not same or images.shape[0] == 0:
+        return images.new_zeros((0, 3, h, w)), torch.zeros((0, h, w), dtype=torch.int64), torch.zeros(0, dtype=torch.int64)
+    n = min(scenario.diffusion.replay_current_per_task, images.shape[0])
+    emb = embed_pool(pool, encoder).to(device)
+    state.prompts.eval()
+    with torch.no_grad():
+        tokens = state.prompts(emb)
+    state.prompts.train()
+    gen = torch.Generator().manual_seed(seed + 15_485_863)
+    xs, ys, ids = [], [], []
+    for t_idx in same:
+        pick = torch.randperm(images.shape[0], generator=gen)[:n]
+        x = images[pick].to(device)
+        ys.append(_label_with_segmentor(state, x, tokens.seg[t_idx], pool[t_idx].num_classes).cpu())
+        xs.append(images[pick])
+        ids.append(torch.full((n,), t_idx, dtype=torch.int64))
+    return torch.cat(xs), torch.cat(ys), torch.cat(ids)
+

@@ -29,7 +29,7 @@ from ..scenario import Scenario, TaskSpec
 from ..text import build_text_encoder
 from .device import autocast, pick_device
 from .regularisers import ewc_penalty, update_ewc
-from .replay import ReplaySet, synthesise_replay
+from .replay import ReplaySet, relabel_current_images, synthesise_replay
 from .state import LearnerState
 
 Progress = Callable[[str, int, int], None]
@@ -103,6 +103,11 @@ def run_round(
         replay = synthesise_replay(state, scenario, encoder, seed=seed, device=device, progress=progress,
                                    current_train_size=len(train))
         t_replay = time.perf_counter() - t1
+    relabelled = None  # own images under earlier same-modality prompts (diffusion.replay_current_images)
+    if replay is not None and scenario.diffusion.replay_current_images == "same_modality":
+        t1 = time.perf_counter()
+        relabelled = relabel_current_images(state, scenario, encoder, train.images, task.modality, seed, device)
+        t_replay += time.perf_counter() - t1
 
     # -- (2) the current task joins the prompt pool ------------------------------------------------------
     desc = TaskDescriptor.from_task(task)
@@ -132,6 +137,11 @@ def run_round(
         images.append(replay.images)
         masks.append(replay.masks)
         task_ids.append(replay.task_ids)
+    if relabelled is not None:
+        images.append(relabelled[0])
+        masks.append(relabelled[1])
+        task_ids.append(relabelled[2])
+    n_replay = (0 if replay is None else len(replay.images)) + (0 if relabelled is None else len(relabelled[0]))
     all_images = torch.cat(images)  # (N, 3, H, W)
     all_masks = torch.cat(masks)  # (N, H, W)
     all_tasks = torch.cat(task_ids)  # (N,)
@@ -144,7 +154,7 @@ def run_round(
     if state.denoiser is not None:
         groups.append({"params": list(state.denoiser.parameters()), "lr": tc.denoiser_lr or tc.lr})
     opt = torch.optim.Adam(groups, weight_decay=tc.weight_decay)
-    n_current = n - (0 if replay is None else len(replay.images))  # replay rows are the last ones
+    n_current = n - n_replay  # replay rows (generated, then relabelled own images) are the last ones
     distils = spec.distil_generator and replay is not None and state.denoiser is not None and bank is None
     previous = _frozen_copy(state) if spec.regulariser == "lwf" or distils else None
     teacher_gen_tokens = None
@@ -260,6 +270,7 @@ def run_round(
         "round": float(round_index),
         "train_samples": float(len(train)),
         "replay_samples": float(0 if replay is None else len(replay.images)),
+        "relabelled_samples": float(0 if relabelled is None else len(relabelled[0])),
         "steps": float(step),
         "generator_extra_steps": float(extra),
         "loss_seg": sums["seg"] / max(step - extra, 1),

@@ -70,7 +70,7 @@ ROUND = MetricRule(0, 100_000, integer=True)
 
 ROUND_METRIC_RULES: dict[str, MetricRule] = {
     "round": ROUND,  # an echo: it must equal the request's round (the coordinator keeps its own)
-    "train_samples": COUNT, "replay_samples": COUNT, "steps": COUNT, "generator_extra_steps": COUNT,
+    "train_samples": COUNT, "replay_samples": COUNT, "relabelled_samples": COUNT, "steps": COUNT, "generator_extra_steps": COUNT,
     "loss_seg": LOSS, "loss_diffusion": LOSS, "loss_diffusion_extra": LOSS, "loss_generator_distill": LOSS,
     "loss_reg": LOSS,
     "time_replay_s": SECONDS, "time_train_s": SECONDS, "time_total_s": SECONDS,

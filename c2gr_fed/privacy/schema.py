@@ -18,7 +18,7 @@ MAX_STRING = 160
 """Longest string allowed anywhere on the wire (task descriptors)."""
 
 ROUND_METRIC_KEYS = (
-    "round", "train_samples", "replay_samples", "steps", "generator_extra_steps", "loss_seg", "loss_diffusion",
+    "round", "train_samples", "replay_samples", "relabelled_samples", "steps", "generator_extra_steps", "loss_seg", "loss_diffusion",
     "loss_diffusion_extra", "loss_generator_distill", "loss_reg", "time_replay_s", "time_train_s", "time_total_s",
     "peak_gpu_mem_mb",
     # mean Dice of the replay masks with the received segmentor's predictions (kept pairs; every candidate)

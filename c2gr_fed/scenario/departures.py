@@ -27,6 +27,10 @@ def departures_from_paper(scenario: Scenario) -> list[str]:
             out.append("replay masks are the received segmentor's predictions on the generated images where they "
                        f"agree with the generated masks (Dice >= {dc.replay_mask_gate}), else the generated masks "
                        "(diffusion.replay_masks: gated)")
+        if dc.replay_current_images != "none":
+            out.append(f"{dc.replay_current_per_task} of each department's own images per earlier task of the same "
+                       "modality are replayed with the received segmentor's labels under that task's prompt "
+                       "(diffusion.replay_current_images)")
         if dc.prediction_type != "epsilon":
             out.append(f"the generator predicts {dc.prediction_type} (diffusion.prediction_type), not the noise")
         if dc.ema is not None:

@@ -330,6 +330,17 @@ class DiffusionConfig(StrictModel):
         "begun to forget a task is corrected by that task's generator instead of relearning its own errors; the "
         "generator is trained the same way in every case",
     )
+    replay_current_images: Literal["none", "same_modality"] = Field(
+        "none",
+        description="same_modality: besides the generated replay, the department's own training images are labelled "
+        "by the received segmentor under the prompt of every earlier task of the same modality (the same text, "
+        "case-insensitive) and trained on as that task's replay. Where tasks share their images and differ only in "
+        "what is segmented (one abdominal CT, three organs), real images then carry every prompt's labels, so the "
+        "segmentor must tell the tasks apart by the prompt instead of by whether an image looks generated",
+    )
+    replay_current_per_task: int = Field(
+        24, ge=1, le=100_000, description="replay_current_images: own images relabelled per earlier same-modality task",
+    )
     replay_mask_gate: float = Field(
         0.5, ge=0.0, le=1.0,
         description="replay_masks: gated only: the least Dice between the segmentor's prediction and the generated "
@@ -440,6 +451,9 @@ class Scenario(StrictModel):
             raise ValueError(f"diffusion.replay_masks is {dc.replay_masks!r} but method {self.method!r} makes its "
                              "replay masks itself (filtered or re-sampled generated masks): use replay_masks: "
                              "generated")
+        if dc.replay_current_images != "none" and self.method in NO_GENERATOR_METHODS:
+            raise ValueError(f"diffusion.replay_current_images is {dc.replay_current_images!r} but method "
+                             f"{self.method!r} does not replay: use replay_current_images: none")
         if dc.ema_warmup and dc.ema is None:
             raise ValueError("diffusion.ema_warmup is true but diffusion.ema is not set: give diffusion.ema "
                              "(e.g. 0.995) or drop ema_warmup")
