@@ -180,6 +180,10 @@ def test_a_baseline_chosen_on_the_command_line_runs_without_the_bank() -> None:
     sc = load_scenario(SMOKE, ["diffusion.generators=bank", "method=finetune"])
     assert sc.method == "finetune" and sc.diffusion.generators == "single"
     assert load_scenario(SMOKE, ["diffusion.generators=bank", "method=gr"]).diffusion.generators == "bank"
+    sc = load_scenario(SMOKE, ["diffusion.replay_current_images=same_modality", "method=joint"])
+    assert sc.diffusion.replay_current_images == "none"
+    assert load_scenario(SMOKE, ["diffusion.replay_current_images=same_modality", "method=gr"]
+                         ).diffusion.replay_current_images == "same_modality"
 
 
 @pytest.mark.slow

@@ -229,16 +229,19 @@ def validate_scenario(raw: dict[str, Any], source: str = "<scenario>") -> Scenar
 
 def generator_settings_for_method(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """A method chosen by override (`run --method`, `bench --methods`) that trains no generator runs with
-    `diffusion.generators: single`: a scenario tuned for a generator bank can still run the baselines that need
-    none. The resolved scenario records it; a scenario file that itself pairs such a method with a bank is
-    refused by validation."""
+    `diffusion.generators: single` and `diffusion.replay_current_images: none`: a scenario tuned for a generator
+    bank can still run the baselines that need neither. The resolved scenario records it; a scenario file that
+    itself pairs such a method with those settings is refused by validation."""
     from .schema import NO_GENERATOR_METHODS
 
     chosen = [parse_override(o)[1] for o in overrides if parse_override(o)[0] == ["method"]]
     diffusion = raw.get("diffusion")
-    if chosen and chosen[-1] in NO_GENERATOR_METHODS and isinstance(diffusion, dict) and \
-            diffusion.get("generators") == "bank":
-        raw = {**raw, "diffusion": {**diffusion, "generators": "single"}}
+    if chosen and chosen[-1] in NO_GENERATOR_METHODS and isinstance(diffusion, dict):
+        if diffusion.get("generators") == "bank":
+            diffusion = {**diffusion, "generators": "single"}
+        if diffusion.get("replay_current_images", "none") != "none":
+            diffusion = {**diffusion, "replay_current_images": "none"}
+        raw = {**raw, "diffusion": diffusion}
     return raw
 
 
