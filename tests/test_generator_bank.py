@@ -305,5 +305,8 @@ def test_a_round_trains_on_its_relabelled_own_images() -> None:
     second = run_round(state, stream[1], load_task(sc, stream[1], "train"), sc, 1)
     assert stream[0].modality == stream[1].modality
     assert second.metrics["relabelled_samples"] == 5.0 and second.metrics["replay_samples"] == 4.0
-    with pytest.raises(ScenarioError, match="replay_current_images"):
-        load_scenario(SMOKE, ["method=finetune", "diffusion.replay_current_images=same_modality"])
+    from c2gr_fed.scenario.loading import apply_overrides, read_yaml, validate_scenario
+
+    raw = apply_overrides(read_yaml(SMOKE), ["method=finetune", "diffusion.replay_current_images=same_modality"])
+    with pytest.raises(ScenarioError, match="replay_current_images"):  # a file that pairs them is refused
+        validate_scenario(raw, "bad.yaml")
