@@ -314,3 +314,27 @@ def test_unknown_kind_and_bad_embeddings():
         g(embed_pool(PromptPool(), FakeEncoder()))
     with pytest.raises(ValueError, match=r"\(N, 24\)"):
         g(PoolEmbeddings(torch.zeros(2, 7), {a: torch.zeros(2, 7) for a in ATTRIBUTES}))
+
+
+def test_residual_keeps_tasks_that_share_modality_apart(root) -> None:
+    """The three abdominal-CT tasks of 20tasks.yaml (one kind of image, three organs): the paper's graph gives them
+    almost the same tokens on fresh weights; with model.prompt.residual each keeps its own node and they differ.
+    No parameter is added, so what travels is unchanged."""
+    from c2gr_fed.scenario import load_scenario
+    from c2gr_fed.scenario.schema import TextEncoderConfig
+    from c2gr_fed.text import build_text_encoder
+
+    sc = load_scenario(root / "scenarios" / "20tasks.yaml")
+    pool = PromptPool([TaskDescriptor.from_task(t) for t in sc.stream()])
+    emb = embed_pool(pool, build_text_encoder(TextEncoderConfig(name="minilm")))
+    ct = [pool.names.index(n) for n in ("Pancreas", "KiTS", "LiTS")]
+    worst = {}
+    for residual in (False, True):
+        torch.manual_seed(0)
+        g = RUPSPromptGraph(384, PromptConfig(residual=residual))
+        with torch.no_grad():
+            t = torch.nn.functional.normalize(g(emb).seg.flatten(1), dim=1)
+        worst[residual] = max(float(t[i] @ t[j]) for i in ct for j in ct if i < j)
+        if residual:
+            assert set(g.state_dict()) == set(RUPSPromptGraph(384, PromptConfig()).state_dict())
+    assert worst[False] > 0.99 and worst[True] < 0.9, worst

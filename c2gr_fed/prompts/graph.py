@@ -10,6 +10,7 @@ For a pool of N tasks with frozen text embeddings e_i (full prompt) and attribut
 * attention:  alpha^S_ij = softmax_j(s^S_ij) over every task j in the pool, i itself included
 * embedding:  z^S_i = LeakyReLU(sum_j alpha^S_ij h_j)
 * semantic:   w^S_i = q . tanh(W_s z^S_i + b),  beta^S_i = softmax_S(w^S_i),  p_i = sum_S beta^S_i z^S_i
+              (+ h_i with model.prompt.residual, beyond the paper)
 * tokens:     LayerNorm_D(reshape(P p_i, (L, D)))           one set of tokens for BOTH models (unified prompt)
 
 No parameter's shape depends on N, so the state_dict is identical as the pool grows; N = 1 works (each
@@ -62,6 +63,7 @@ class RUPSPromptGraph(nn.Module):
         self.tokens = int(cfg.tokens)
         self.token_dim = int(cfg.token_dim)
         self.slope = float(cfg.leaky_slope)
+        self.residual = bool(getattr(cfg, "residual", False))
         n_sub = len(SUBGRAPHS)
 
         self.W = nn.Linear(self.text_dim, self.node_dim, bias=False)
@@ -105,6 +107,8 @@ class RUPSPromptGraph(nn.Module):
         w = torch.tanh(self.W_s(z)) @ self.q  # (S, N)
         beta = torch.softmax(w, dim=0)  # over subgraphs, per node
         p = (beta[..., None] * z).sum(0)  # (N, node)
+        if self.residual:  # model.prompt.residual (beyond the paper): each task keeps its own node in its prompt
+            p = p + h
         return {"h": h, "alpha": alpha, "z": z, "beta": beta, "p": p}
 
     def relation_prompts(self, emb: PoolEmbeddings) -> torch.Tensor:

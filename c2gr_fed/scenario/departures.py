@@ -44,6 +44,8 @@ def departures_from_paper(scenario: Scenario) -> list[str]:
                        "training-set size")
         if (dc.sampler, dc.sampling_steps) != PAPER_SAMPLER:
             out.append(f"{dc.sampler}-{dc.sampling_steps} sampling (diffusion.sampler), not DDPM-200")
+    if scenario.model.prompt.residual:
+        out.append("each task's own node embedding is added to its relation prompt (model.prompt.residual)")
     if tc.replay_fraction is not None and scenario.method not in NO_GENERATOR_METHODS:
         out.append(f"batches {tc.replay_fraction:.0%} replay (training.replay_fraction)")
     if scenario.image_size != PAPER_IMAGE_SIZE or tc.max_steps is not None:

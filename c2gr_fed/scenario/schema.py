@@ -249,6 +249,13 @@ class PromptConfig(StrictModel):
     tokens: int = Field(4, ge=1, le=77, description="cross-attention tokens per prompt")
     token_dim: int = Field(128, ge=8, description="cross-attention context dimension")
     leaky_slope: float = Field(0.2, ge=0.0, lt=1.0)
+    residual: bool = Field(
+        False,
+        description="add each task's own node embedding h_i to its relation prompt p_i (a residual connection, as "
+        "graph attention networks often use; not in the paper). Without it p_i is an attention-weighted mean over "
+        "the pool, and when the attention is flat every task gets nearly the same tokens, so tasks that share "
+        "their images cannot be told apart",
+    )
 
 
 class ModelConfig(StrictModel):
