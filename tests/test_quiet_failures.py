@@ -71,7 +71,7 @@ def test_a_failing_department_prints_one_line_and_logs_the_traceback(root: Path,
     """A mask file in the middle of the folder is corrupt: the run's quick check (first, last, one of each type)
     passes, the department fails to load it in round 1."""
     folder = write_drive_like(tmp_path / "data")
-    bad = folder / "masks" / "26_training.gif"
+    bad = folder / "1st_manual" / "26_manual1.gif"
     bad.write_bytes(bad.read_bytes()[:20])
     scenario = drive_like_scenario(tmp_path / "drive.yaml")
     out = tmp_path / "run"
@@ -87,7 +87,7 @@ def test_a_failing_department_prints_one_line_and_logs_the_traceback(root: Path,
     errors_log = out / "departments" / "ophthalmology-drive" / "errors.jsonl"
     assert "data-unreadable (the department could not read or check its data)" in err, err
     assert f"the department's own message is in {errors_log}" in err and f"details in {out / 'run.log'}" in err, err
-    assert "26_training.gif" not in err
+    assert "26_manual1.gif" not in err
     for noise in ("Traceback", "ERROR", "ClientAppException", "ActorDiedError"):
         assert noise not in both, both[-3000:]
     assert len([line for line in res.stderr.splitlines() if line.strip()]) == 1, res.stderr
@@ -95,6 +95,6 @@ def test_a_failing_department_prints_one_line_and_logs_the_traceback(root: Path,
     assert "Traceback" in log
     logged = [json.loads(line) for line in errors_log.read_text().splitlines()]
     assert logged and all(e["code"] == "data-unreadable" and e["message_type"] == "train" for e in logged)
-    assert "26_training.gif" in logged[-1]["error"] and "Traceback" in logged[-1]["traceback"]
-    assert "26_training.gif" not in (out / "transfers.jsonl").read_text()
+    assert "26_manual1.gif" in logged[-1]["error"] and "Traceback" in logged[-1]["traceback"]
+    assert "26_manual1.gif" not in (out / "transfers.jsonl").read_text()
     assert json.loads((out / "run.json").read_text())["status"] == "failed"
