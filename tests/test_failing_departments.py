@@ -68,6 +68,17 @@ def _errors_logged(run_dir: Path, department: str) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
+def _federation_error(exc: BaseException) -> FederationError:
+    """The FederationError in an exception's cause/context chain (the run's own error, under Flower's wrapping)."""
+    chain, x = [], exc
+    while x is not None and len(chain) < 10:
+        chain.append(x)
+        x = x.__cause__ or x.__context__
+    err = next((c for c in chain if isinstance(c, FederationError)), None)
+    assert err is not None, [repr(c) for c in chain]
+    return err
+
+
 def _faults(flag_dir: Path):
     def fault(msg, ctx, call_next):
         dept_index = int(ctx.node_config.get("partition-id", -1))
@@ -122,12 +133,7 @@ def test_persistent_failure_stops_with_department_round_and_cause(root: Path, tm
     settings, sc = _prepare(root, tmp_path, ["federation.retries=1"])
     with pytest.raises(Exception) as e:
         _launch(settings, sc, [_in_department(settings, always_fail_second)])
-    chain, x = [], e.value
-    while x is not None and len(chain) < 10:
-        chain.append(x)
-        x = x.__cause__ or x.__context__
-    err = next((c for c in chain if isinstance(c, FederationError)), None)
-    assert err is not None, [repr(c) for c in chain]
+    err = _federation_error(e.value)
     text = str(err)
     assert "ophthalmology-nidek" in text and "round 1" in text and "2 attempt" in text
     # the cause category and where the department's own message is, not the message itself
@@ -160,11 +166,6 @@ def test_a_department_that_hangs_for_ever_does_not_keep_the_run_alive(root: Path
     with pytest.raises(Exception) as e:
         launch(make_server_app(settings), make_client_app(replace(settings, events=None), mods=[hang]), sc,
                release_grace_s=2.0)
-    chain, x = [], e.value
-    while x is not None and len(chain) < 10:
-        chain.append(x)
-        x = x.__cause__ or x.__context__
-    err = next((c for c in chain if isinstance(c, FederationError)), None)
-    assert err is not None, [repr(c) for c in chain]
+    err = _federation_error(e.value)
     assert "ophthalmology-aravind" in str(err) and "round 0" in str(err), str(err)
     assert time.monotonic() - t0 < 400
