@@ -74,6 +74,10 @@ def test_audit_passes_on_a_normal_run(normal_run: Path, capsys) -> None:
         assert (normal_run / "departments" / m["department"] / f"memorisation_{task}.png").exists()
     md = (normal_run / "audit.md").read_text()
     assert "PASS" in md and "MIA AUC" in md and "Fundus-A" in md
+    # the guard's own cost is measured and reported (its size is a benchmark figure, not a test)
+    g = rep["guard_time"]
+    assert g is not None and 0.0 < g["guard_s"] < g["session_s"], g
+    assert "time spent by the guard" in md
     # the run report carries the same aggregates
     from c2gr_fed.reporting.report import write_report
 

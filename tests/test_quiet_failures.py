@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from c2gr_fed.errors import ResourceError
-from c2gr_fed.federation.resources import check_cluster, check_machine, machine_gpus
+from c2gr_fed.federation.resources import check_cluster, check_machine, machine_gpus, ray_endpoint
 from c2gr_fed.scenario import load_scenario
 from drive_like import drive_like_scenario, write_drive_like
 
@@ -49,6 +49,35 @@ def test_a_ray_cluster_without_a_node_that_fits_is_refused(root: Path) -> None:
                                             r"CPU 8, GPU 0; CPU 2, GPU 1\)"):
         check_cluster(_smoke(root, "federation.gpus_per_department=1", "federation.cpus_per_department=4"), nodes,
                       "ray://head:10001")
+
+
+def test_ray_addresses_are_read_as_ray_reads_them() -> None:
+    assert ray_endpoint("10.0.0.5:6379") == ("10.0.0.5", 6379)
+    assert ray_endpoint("ray://head") == ("head", 10001) and ray_endpoint("ray://head:10002") == ("head", 10002)
+    assert ray_endpoint("[::1]:6379") == ("::1", 6379)
+    assert ray_endpoint("auto") is None and ray_endpoint("local") is None
+    for bad in ("head", "head:port", ":6379"):
+        with pytest.raises(ResourceError, match="is not HOST:PORT"):
+            ray_endpoint(bad)
+
+
+def test_an_unreachable_ray_cluster_fails_within_a_minute_with_one_line(root: Path, tmp_path: Path) -> None:
+    """Ray alone waits for an absent GCS without end (time-outs every ~36 s, still waiting after 7 minutes)."""
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.monotonic()
+    res = subprocess.run(_cli("run", str(root / "scenarios" / "smoke.yaml"), "--out", str(tmp_path / "run")),
+                         capture_output=True, text=True, cwd=root, timeout=120,
+                         env={**os.environ, "RAY_ADDRESS": f"127.0.0.1:{port}"})
+    err = " ".join(res.stderr.split())
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert f"error: RAY_ADDRESS=127.0.0.1:{port}: nothing answers at 127.0.0.1:{port}" in err, err
+    assert "Traceback" not in res.stderr
+    assert len([line for line in res.stderr.splitlines() if line.strip()]) == 1, res.stderr
+    assert time.monotonic() - t0 < 60
 
 
 @pytest.mark.skipif(machine_gpus() > 0, reason="this machine has a GPU")

@@ -77,8 +77,12 @@ def test_each_side_channel_is_refused_and_never_logged(kind: str, tmp_path: Path
     grid = TamperingGrid(coord.scenario, None)
     grid.kind_of_tamper = kind
     guarded.grid = grid
-    with pytest.raises(PrivacyViolation):
+    with pytest.raises(PrivacyViolation) as refused_exc:
         coord._train(guarded, state, 0, "Fundus-A", "ophthalmology-aravind")
+    assert SECRET[:24] not in str(refused_exc.value)  # nor in what the coordinator prints
+    if kind == "error_text":  # said as what it is: a failure whose free text was withheld
+        assert "failed outside the department's declared error reporting" in str(refused_exc.value)
+        assert "withheld" in str(refused_exc.value)
     close_log(guarded, run.root, status="refused")
     text = run.transfers.read_text()
     assert SECRET not in text and SECRET[:24] not in text

@@ -14,7 +14,7 @@ def deploy_local_command(args: argparse.Namespace, console: Console) -> int:
     from ..federation.deploy_local import deploy_local
 
     res = deploy_local(args.scenario, overrides=args.overrides, out=args.out, secure=args.secure,
-                       data_root=data_root_of(args), timeout=args.timeout,
+                       data_root=data_root_of(args), timeout=args.timeout, resume=args.resume,
                        log=lambda s: console.print(f"[dim]{s}[/]", highlight=False))
     s = res.summary
     t = res.timings

@@ -63,8 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", action="store_true", help="show tracebacks and Flower/Ray logs")
 
     p = sub.add_parser("deploy-local", help="run a scenario on Flower's deployment engine as local processes (127.0.0.1)")
-    _add_scenario_args(p)
+    _add_scenario_args(p, optional=True)
     p.add_argument("--out", type=Path, default=None, help="run directory (default: runs/<scenario>-<method>-deploy-<time>)")
+    p.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
+                   help="continue a run (made by deploy-local or run) after its last complete round")
     p.add_argument("--secure", action="store_true", help="TLS on every connection + SuperNode authentication")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for the run to finish")
     p.add_argument("--json", action="store_true", help="also print run directory, run id and timings as JSON")

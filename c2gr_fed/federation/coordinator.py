@@ -110,6 +110,7 @@ class Coordinator:
         self._completed = 0
         self._guarded: GuardedGrid | None = None
         status = "failed"
+        t_session = time.time()
         try:
             summary = self._run_stream(log)
             status = "finished"
@@ -123,7 +124,9 @@ class Coordinator:
         finally:
             log.append(direction="coordinator", event="end", status=status, completed_rounds=self._completed,
                        planned_rounds=len(self.scenario.stream()), refused_entry=self._guarded.last_refused_seq if self._guarded else None,
-                       artefacts=artefact_hashes(self.run.root))
+                       artefacts=artefact_hashes(self.run.root),
+                       guard_s=round(self._guarded.guard_s, 3) if self._guarded else 0.0,
+                       session_s=round(time.time() - t_session, 3))
 
     def _run_stream(self, log: TransferLog) -> dict[str, Any]:
         sc = self.scenario

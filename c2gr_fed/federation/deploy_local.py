@@ -173,10 +173,12 @@ def node_config(department: str, data_root: str | None) -> str:
     return " ".join(parts)
 
 
-def run_config(scenario: Path, run_dir: Path, data_root: str | None = None) -> str:
+def run_config(scenario: Path, run_dir: Path, data_root: str | None = None, resume: bool = False) -> str:
     parts = [f"scenario={toml_str(str(scenario))}", f"run-dir={toml_str(str(run_dir))}"]
     if data_root:
         parts.append(f"data-root={toml_str(data_root)}")
+    if resume:
+        parts.append("resume=true")
     return " ".join(parts)
 
 
@@ -315,6 +317,7 @@ class ProcessSet:
         proc = Proc(name, p, log)
         self.procs.append(proc)
         self.seen.add(p.pid)
+        (self.log_dir / "processes.json").write_text(json.dumps({q.name: q.popen.pid for q in self.procs}, indent=1))
         return proc
 
     def remember_descendants(self) -> None:
@@ -456,26 +459,85 @@ def _wait_until(cond: Callable[[], bool], timeout: float, what: str, check: Call
     raise FederationError(f"{what} not ready within {timeout:.0f} s")
 
 
-def deploy_local(scenario_path: Path, overrides: Sequence[str] = (), out: Path | None = None, secure: bool = False,
-                 data_root: Path | None = None, timeout: float = 3600.0,
-                 log: Callable[[str], None] = print, intruder: bool = False) -> DeployResult:
-    """Run a scenario on the deployment engine as local processes; return when the run directory is complete.
-
-    `intruder` (with `secure`): also start one SuperNode whose key is not registered; it must be refused
-    (the run then still needs every listed department; the intruder's log is RUN_DIR/deploy-logs/intruder.log).
-    """
+def _open_run_dir(scenario_path: Path | None, overrides: Sequence[str], out: Path | None, resume: Path | None):
+    """(scenario, RunDir) for a new run (`out`) or for continuing one (`resume`: its stored scenario; a given
+    SCENARIO must resolve to the same one)."""
     from ..runs.layout import RunDir
-    from ..scenario import dump_scenario, load_scenario
+    from ..scenario import load_scenario
+    from .settings import scenario_sha
 
+    if resume is not None:
+        run = RunDir(Path(resume).resolve())
+        if not run.scenario.exists():
+            raise RunDirError(f"{run.root}: cannot resume: no scenario.yaml there (not a c2gr-fed run directory)")
+        stored = load_scenario(run.scenario)
+        if scenario_path is not None and scenario_sha(load_scenario(scenario_path, list(overrides))) != scenario_sha(stored):
+            raise RunDirError(f"{run.root} was made by a different scenario than {scenario_path}: resume without "
+                              "SCENARIO to use the stored one")
+        return stored, run
+    if scenario_path is None:
+        raise RunDirError("give a SCENARIO file (or --resume RUN_DIR)")
     scenario = load_scenario(scenario_path, list(overrides))
     if out is None:
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         out = Path("runs") / f"{scenario.name}-{scenario.method}-deploy-{stamp}"
     run = RunDir(Path(out).resolve())
     if (run.checkpoints / "latest.json").exists():
-        raise RunDirError(f"{run.root} already holds a run: choose another --out")
-    run.ensure()
-    run.scenario.write_text(dump_scenario(scenario))
+        raise RunDirError(f"{run.root} already holds a run: continue it with --resume {run.root} or choose another --out")
+    return scenario, run
+
+
+def completed_rounds(run) -> int:
+    """Rounds complete and checkpointed in a run directory (0 when none)."""
+    from ..runs.checkpoint import read_checkpoint_meta
+
+    try:
+        meta = read_checkpoint_meta(run.checkpoints)
+    except Exception:  # a corrupt latest.json: resume falls back or names it
+        return 0
+    return int(meta.get("completed_rounds", 0)) if meta else 0
+
+
+def _keep_old_logs(logs: Path) -> None:
+    """On resume, the first session's process logs move to deploy-logs.1 (.2, ...) instead of being overwritten."""
+    if not logs.exists():
+        return
+    k = 1
+    while logs.with_name(f"{logs.name}.{k}").exists():
+        k += 1
+    logs.rename(logs.with_name(f"{logs.name}.{k}"))
+
+
+def deploy_local(scenario_path: Path | None, overrides: Sequence[str] = (), out: Path | None = None,
+                 secure: bool = False, data_root: Path | None = None, timeout: float = 3600.0,
+                 log: Callable[[str], None] = print, intruder: bool = False, resume: Path | None = None) -> DeployResult:
+    """Run a scenario on the deployment engine as local processes; return when the run directory is complete.
+
+    `resume`: continue the run in that directory after its last complete round (its stored scenario).
+    `intruder` (with `secure`): also start one SuperNode whose key is not registered; it must be refused
+    (the run then still needs every listed department; the intruder's log is RUN_DIR/deploy-logs/intruder.log).
+    A failure after the run directory exists names the rounds kept and the command that continues the run.
+    """
+    from ..runs.lock import RunLock
+    from ..scenario import dump_scenario
+
+    scenario, run = _open_run_dir(scenario_path, overrides, out, resume)
+    lock = RunLock(run).acquire(shlex.join(["c2gr-fed", "deploy-local", str(resume or scenario_path)]))
+    try:
+        if resume is None:
+            run.ensure()
+            run.scenario.write_text(dump_scenario(scenario))
+        return _deploy(scenario, run, secure, data_root, timeout, log, intruder, resume is not None)
+    except FederationError as exc:
+        done = completed_rounds(run)
+        raise FederationError(f"{exc}\nrounds complete and checkpointed: {done} of {len(scenario.stream())} in "
+                              f"{run.root}; continue with: c2gr-fed deploy-local --resume {run.root}") from exc
+    finally:
+        lock.release()
+
+
+def _deploy(scenario, run, secure: bool, data_root: Path | None, timeout: float, log: Callable[[str], None],
+            intruder: bool, resume: bool) -> DeployResult:
     depts = [d.name for d in scenario.departments]
     n_rounds = len(scenario.stream())
 
@@ -484,7 +546,9 @@ def deploy_local(scenario_path: Path, overrides: Sequence[str] = (), out: Path |
         shutil.rmtree(work)
     work.mkdir(parents=True)
     logs = run.root / "deploy-logs"
-    if logs.exists():
+    if resume:
+        _keep_old_logs(logs)
+    elif logs.exists():
         shutil.rmtree(logs)
     procs = ProcessSet(logs)
     cli_home = work / "flwr-cli"
@@ -496,8 +560,10 @@ def deploy_local(scenario_path: Path, overrides: Sequence[str] = (), out: Path |
         for p in procs.dead():
             if p.name == "intruder":
                 continue
-            raise FederationError(f"{p.name} exited with status {p.popen.returncode}; last lines of {p.log}:\n"
-                                  f"{tail(p.log)}")
+            rc = p.popen.returncode
+            how = f"was killed (signal {-rc})" if rc is not None and rc < 0 else f"exited with status {rc}"
+            who = f"department {p.name!r}: its SuperNode" if p.name in depts else p.name
+            raise FederationError(f"{who} {how}; last lines of {p.log}:\n{tail(p.log)}")
 
     try:
         app = stage_app(work / "app")
@@ -547,8 +613,9 @@ def deploy_local(scenario_path: Path, overrides: Sequence[str] = (), out: Path |
         timings["supernodes_ready_s"] = time.monotonic() - t_start
         log(f"{len(depts)} department SuperNodes connected: {', '.join(depts)}")
 
-        run_id = submit_run(app, cli_env, run_config(run.scenario, run.root, data_root_s))
-        log(f"run {run_id} submitted ({n_rounds} rounds)")
+        run_id = submit_run(app, cli_env, run_config(run.scenario, run.root, data_root_s, resume=resume))
+        done = completed_rounds(run) if resume else 0
+        log(f"run {run_id} submitted ({n_rounds} rounds" + (f", continuing after round {done})" if resume else ")"))
         t_run = time.monotonic()
         status = wait_for_run(run_id, cli_env, timeout, check=lambda: (check_alive(), procs.remember_descendants()),
                               done_hint=lambda: _read_summary(run.summary).get("completed_rounds") == n_rounds)

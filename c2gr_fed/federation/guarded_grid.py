@@ -35,6 +35,10 @@ class Refusal:
     violations: list[Violation]
 
     def __str__(self) -> str:
+        if [v.field for v in self.violations] == ["error"]:  # failed outside the handlers' declared error codes
+            return (f"department {self.department!r}, round {self.round}: its {self.message_type} handling failed "
+                    "outside the department's declared error reporting, and its free-text error was withheld from "
+                    f"the coordinator ({self.violations[0].problem}); the text is in the department's own logs")
         first = "; ".join(str(v) for v in self.violations[:3])
         more = f" (+{len(self.violations) - 3} more)" if len(self.violations) > 3 else ""
         return (f"department {self.department!r}, round {self.round}, {self.message_type} reply refused: "
@@ -52,6 +56,8 @@ class GuardedGrid:
         self.should_stop = should_stop
         self.last_refused_seq: int | None = None
         """the log entry of the last refused reply (the coordinator's end event names it)."""
+        self.guard_s = 0.0
+        """seconds spent checking messages and writing their log entries (waiting for replies excluded)."""
 
     def _wait_for_replies(self, messages: list[Message], timeout: float, stoppable: bool) -> list[Message]:
         """Flower's Grid.send_and_receive, but a stop request ends the wait (StopRequested): any request when
@@ -78,6 +84,7 @@ class GuardedGrid:
         """Send, wait up to `timeout` s, return (accepted replies, refused replies). Errors pass through. With
         `stoppable`, a stop request ends the wait with StopRequested (the replies still to come are dropped)."""
         sent: list[tuple[Message, int]] = []  # (request, its log entry's seq)
+        t_guard = time.perf_counter()
         for m in messages:
             dept = self.department_of_node(m.metadata.dst_node_id)
             info = describe(m)
@@ -90,7 +97,9 @@ class GuardedGrid:
                                        + "; ".join(map(str, problems[:3])))
             sent.append((m, entry["seq"]))
         t0 = time.perf_counter()
+        self.guard_s += t0 - t_guard
         replies = self._wait_for_replies(messages, timeout, stoppable)
+        t_guard = time.perf_counter()
         open_requests = list(range(len(sent)))
         infos = [describe(m) for m, _ in sent]  # after the push: message ids are assigned
         accepted: list[Message] = []
@@ -129,6 +138,7 @@ class GuardedGrid:
             self.log.append(direction="department->coordinator", department=self.department_of_node(m.metadata.dst_node_id),
                             round=round_index, message_type=m.metadata.message_type, records={}, bytes=0,
                             error=NO_REPLY, violations=[], reply_to=seq, timeout_s=round(timeout, 3))
+        self.guard_s += time.perf_counter() - t_guard
         return accepted, refused
 
 

@@ -5,6 +5,7 @@ that Ray cluster). Without the check, Flower finds an empty actor pool only afte
 from __future__ import annotations
 
 import os
+import socket
 from typing import Any
 
 from ..errors import ResourceError
@@ -63,3 +64,39 @@ def check_cluster(scenario: Scenario, nodes: list[dict[str, Any]], address: str)
         raise ResourceError(
             f"federation.cpus_per_department = {fed.cpus_per_department:g} and federation.gpus_per_department = "
             f"{fed.gpus_per_department:g}, but no node of the Ray cluster at {address} has that much (nodes: {have})")
+
+
+RAY_CLIENT_PORT = 10001
+"""Ray Client's default port (ray://HOST without a port)."""
+
+
+def ray_endpoint(address: str) -> tuple[str, int] | None:
+    """(host, port) that RAY_ADDRESS names: "HOST:PORT" (the GCS) or "ray://HOST[:PORT]" (Ray Client); None for
+    "auto"/"local", which Ray resolves on this machine. A malformed address is a ResourceError."""
+    a = address.strip()
+    if a in ("auto", "local"):
+        return None
+    client = a.startswith("ray://")
+    rest = a[len("ray://"):] if client else a
+    host, sep, port = rest.rpartition(":")
+    if not sep:
+        host, port = rest, str(RAY_CLIENT_PORT) if client else ""
+    if not host or not port.isdigit():
+        raise ResourceError(f"RAY_ADDRESS={address!r} is not HOST:PORT (the head node's GCS, e.g. 10.0.0.5:6379), "
+                            "ray://HOST[:PORT] or auto")
+    return host.strip("[]"), int(port)
+
+
+def check_reachable(address: str, timeout: float = 10.0) -> None:
+    """Refuse at once when nothing answers at RAY_ADDRESS (Ray itself would wait for its GCS without end)."""
+    endpoint = ray_endpoint(address)
+    if endpoint is None:
+        return
+    host, port = endpoint
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise ResourceError(f"RAY_ADDRESS={address}: nothing answers at {host}:{port} within {timeout:g} s "
+                            f"({exc.strerror or exc}): start the cluster there (ray start --head), fix the address, "
+                            "or unset RAY_ADDRESS to run on this machine alone") from None

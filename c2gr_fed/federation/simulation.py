@@ -34,7 +34,7 @@ from typing import Any, Iterator
 
 from ..runs.stop import StopSwitch
 from ..scenario import Scenario
-from .resources import check_cluster, check_machine, machine_cpus, machine_gpus
+from .resources import check_cluster, check_machine, check_reachable, machine_cpus, machine_gpus
 
 RELEASE_GRACE_S = 10.0
 """Seconds a department may still be busy after the coordinator has ended before its actor is killed."""
@@ -117,6 +117,8 @@ def start_ray(scenario: Scenario, verbose: bool) -> dict[str, Any]:
         pythonpath = f"{pythonpath}{os.pathsep}{os.environ['PYTHONPATH']}"
     os.environ["PYTHONPATH"] = pythonpath
     if not ray.is_initialized():
+        if os.environ.get("RAY_ADDRESS"):
+            check_reachable(os.environ["RAY_ADDRESS"])
         ray.init(runtime_env={"env_vars": {"PYTHONPATH": pythonpath}}, **init_args)
     if os.environ.get("RAY_ADDRESS"):
         check_cluster(scenario, ray.nodes(), os.environ["RAY_ADDRESS"])

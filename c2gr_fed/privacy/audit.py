@@ -138,6 +138,11 @@ def audit_run(run_dir: Path, schema: WireSchema | None = None, key_path: Path | 
             problems.append(_problem("schema", where, f"logged {nbytes} bytes but its records add up to {sum_rec}"))
 
     mem = _memorisation(run_dir, problems, warnings)
+    end = entries[-1] if entries and entries[-1].get("event") == "end" else {}
+    guard = None
+    if isinstance(end.get("guard_s"), (int, float)) and isinstance(end.get("session_s"), (int, float)):
+        guard = {"guard_s": end["guard_s"], "session_s": end["session_s"],
+                 "share": end["guard_s"] / end["session_s"] if end["session_s"] > 0 else None}
     report = {
         "run_dir": str(run_dir),
         "scenario": scenario.name,
@@ -153,6 +158,7 @@ def audit_run(run_dir: Path, schema: WireSchema | None = None, key_path: Path | 
                    "by_round": dict(sorted(per_round.items(), key=lambda kv: _round_key(kv[0]))),
                    "by_message_type": dict(sorted(per_type.items()))},
         "memorisation": mem,
+        "guard_time": guard,
     }
     return report
 
@@ -210,6 +216,14 @@ def _mb(n: int) -> str:
     return f"{n / 2**20:.2f}"
 
 
+def _guard_line(g: dict[str, Any] | None) -> str:
+    if not g:
+        return "- time spent by the guard: not recorded by this run"
+    share = f", {100 * g['share']:.2f}% of it" if g.get("share") is not None else ""
+    return (f"- time spent by the guard (checking every message and writing its log entry) in the run's last session: "
+            f"{g['guard_s']:.1f} s of {g['session_s']:.0f} s{share}")
+
+
 def render_markdown(rep: dict[str, Any]) -> str:
     lines = [f"# Privacy audit: {rep['run_dir']}", "",
              f"**{'PASS' if rep['ok'] else 'FAIL'}**: scenario `{rep['scenario']}` "
@@ -232,7 +246,8 @@ def render_markdown(rep: dict[str, Any]) -> str:
                  if rep.get("log_format") == "legacy" else ""),
               f"- messages re-checked against the declared schema rebuilt from scenario.yaml: {s['messages_rechecked']}",
               f"- replies refused by the guard during the run: {s['refused_during_run']}",
-              f"- error replies (no content): {s['error_replies']}", "",
+              f"- error replies (no content): {s['error_replies']}",
+              _guard_line(rep.get("guard_time")), "",
               "## Totals", "", "| direction | messages | MiB |", "|---|---:|---:|"]
     for d, t in rep["totals"]["by_direction"].items():
         lines.append(f"| {d} | {t['messages']} | {_mb(t['bytes'])} |")
