@@ -107,5 +107,6 @@ DOCKER_BUILDKIT=0 docker build -f "$CONTEXT/docker/Dockerfile" --build-arg "PYTH
   --build-arg INSTALL_FROM=wheelhouse -t "$IMAGE" "$CONTEXT" >"$ROOT/docker/build.log" 2>&1 \
   || { rm -rf "$CONTEXT"; die "docker build failed; last lines of docker/build.log: $(tail -5 "$ROOT/docker/build.log")"; }
 rm -rf "$CONTEXT"
+docker image prune -f --filter label=org.c2gr-fed.stage=install >/dev/null  # the install stage's leftover
 say "image $IMAGE: $(docker image inspect -f '{{.Size}}' "$IMAGE" | awk '{printf "%.2f GB", $1/1e9}') ($(( $(now) - t0 )) s)"
 docker run --rm "$IMAGE" python -c "import c2gr_fed, torch, flwr; print('[build-images] check:', 'torch', torch.__version__, 'flwr', flwr.__version__)"
