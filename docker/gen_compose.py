@@ -35,7 +35,8 @@ HEADER = """\
 # own outputs (replay previews) stay in docker/out/<department>. The demo's departments are phantoms (procedural
 # data), so their /data folders may stay empty; a real department puts its folders there.
 # Images: official flwr/superlink and flwr/supernode {flwr} (the Flower version this project pins) and this
-# project's image built from docker/Dockerfile (tag {image}).
+# project's image built from docker/Dockerfile (tag {image}). Without a registry, docker/demo.sh sets
+# C2GR_SUPERLINK_IMAGE and C2GR_SUPERNODE_IMAGE to this project's image, whose flwr package ships the same executables.
 """
 
 SECURE_NOTE = """\
@@ -74,8 +75,9 @@ def compose(secure: bool = False) -> dict:
             "volumes": [server_certs, "./certs/registered:/registered:ro"],
             "healthcheck": {"test": ["CMD", "test", "-f", "/tmp/registered"], "interval": "3s", "retries": 60},
         }
-    else:
-        superlink = {"image": f"flwr/superlink:{FLWR_VERSION}", "command": ["--insecure", *link_args]}
+    else:  # the official image by default; this project's image where no registry is reachable (same executable)
+        superlink = {"image": f"${{C2GR_SUPERLINK_IMAGE:-flwr/superlink:{FLWR_VERSION}}}", "entrypoint": ["flower-superlink"],
+                     "command": ["--insecure", *link_args]}
     superlink.update({
         "environment": dict(env),
         "networks": ["fednet"],
@@ -114,7 +116,8 @@ def compose(secure: bool = False) -> dict:
         node_cmd = [*client_tls, "--superlink", f"superlink:{LINK_PORT}", "--isolation", "process",
                     "--host", "0.0.0.0", "--port", str(NODE_PORT),
                     "--node-config", f'department="{d}" data-root="/data"']
-        node = {"image": f"flwr/supernode:{FLWR_VERSION}", "command": node_cmd, "environment": dict(env),
+        node = {"image": f"${{C2GR_SUPERNODE_IMAGE:-flwr/supernode:{FLWR_VERSION}}}", "entrypoint": ["flower-supernode"],
+                "command": node_cmd, "environment": dict(env),
                 "networks": ["fednet"], "depends_on": dict(link_ready), "restart": "on-failure"}
         if secure:
             node_cmd[2:2] = ["--auth-supernode-private-key", "/keys/node.key", *server_tls]
@@ -130,13 +133,24 @@ def compose(secure: bool = False) -> dict:
             "depends_on": {f"supernode-{d}": {"condition": "service_started"}},
             "restart": "on-failure",
         }
+    if secure:  # started only on request (profile "unlisted"): a SuperNode whose key is not registered is refused
+        services["supernode-unlisted"] = {
+            "image": IMAGE, "entrypoint": ["flower-supernode"],
+            "command": ["--root-certificates", ca, "--auth-supernode-private-key", "/keys/node.key",
+                        "--superlink", f"superlink:{LINK_PORT}", "--max-retries", "2",
+                        "--node-config", 'department="unlisted"'],
+            "environment": dict(env), "volumes": [server_certs, "./certs/unlisted/unlisted.key:/keys/node.key:ro"],
+            "networks": ["fednet"], "profiles": ["unlisted"],
+        }
     return {"name": "c2gr-fed-demo", "services": services, "networks": {"fednet": {"driver": "bridge"}}}
 
 
 def text(secure: bool = False) -> str:
     name = "compose.secure.yaml" if secure else "compose.yaml"
-    cmd = (f"docker/make-certs.sh && docker compose -f docker/{name} up --build --exit-code-from submit" if secure
-           else f"docker compose -f docker/{name} up --build --exit-code-from submit")
+    cmd = ("docker/demo.sh --secure   # build (no registry needed), certificates, up, audit, down; or by hand:\n"
+           f"#   docker/make-certs.sh && docker compose -f docker/{name} up --build --exit-code-from submit" if secure
+           else "docker/demo.sh            # build (no registry needed), up, audit, down; or by hand:\n"
+           f"#   docker compose -f docker/{name} up --build --exit-code-from submit")
     head = HEADER.format(secure_title=" (secure profile)" if secure else "", command=cmd, flwr=FLWR_VERSION,
                          image=IMAGE)
     body = yaml.dump(compose(secure), Dumper=_NoAliases, sort_keys=False, width=120)

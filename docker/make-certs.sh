@@ -9,6 +9,7 @@
 #                                 as flower-supernode --auth-supernode-private-key expects)
 #   certs/registered/<dept>.pub   the public keys the SuperLink registers (`flwr supernode register`): only these
 #                                 departments may join
+#   certs/unlisted/unlisted.key   a key that is not registered (the demo's refusal check)
 #
 # Usage: docker/make-certs.sh [DEPARTMENT ...]    (default: the departments of scenarios/demo-4depts.yaml)
 # Needs openssl and ssh-keygen (OpenSSH). The CA key stays in certs/ca/ and is mounted nowhere.
@@ -50,7 +51,11 @@ for d in "${DEPTS[@]}"; do
   mv "$OUT/nodes/$d.key.pub" "$OUT/registered/$d.pub"
 done
 
-chmod 0644 "$OUT/server/"* "$OUT/nodes/"* "$OUT/registered/"* "$OUT/ca.crt"
+# 4. one key that is NOT registered: the secure demo's `supernode-unlisted` (profile "unlisted") must be refused
+mkdir -p "$OUT/unlisted"
+ssh-keygen -q -t ecdsa -b 384 -N "" -C unlisted -f "$OUT/unlisted/unlisted.key"
+
+chmod 0644 "$OUT/server/"* "$OUT/nodes/"* "$OUT/registered/"* "$OUT/unlisted/"* "$OUT/ca.crt"
 chmod 0600 "$OUT/ca/ca.key"
 openssl verify -CAfile "$OUT/server/ca.crt" "$OUT/server/server.pem" >/dev/null
 echo "made $OUT/: CA, server certificate ($SAN), SuperNode keys for: ${DEPTS[*]}"

@@ -1,4 +1,5 @@
-"""The docker-compose demo, checked by parsing (no Docker engine runs on these machines)."""
+"""The docker-compose demo, checked by parsing (docker/demo.sh brings it up for real; its transcript is in
+benchmarks/results/docker-demo.md)."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def _data_sources(svc: dict) -> list[str]:
 
 @pytest.mark.parametrize("name", COMPOSE_FILES)
 def test_one_supernode_and_clientapp_per_department(root: Path, name: str) -> None:
-    services = _load(root, name)["services"]
+    services = {s: svc for s, svc in _load(root, name)["services"].items() if "profiles" not in svc}
     depts = _departments(root)
     assert len(depts) == 4
     supernodes = sorted(s for s in services if s.startswith("supernode-"))
@@ -74,9 +75,16 @@ def test_each_department_data_only_in_its_own_services(root: Path, name: str) ->
 
 @pytest.mark.parametrize("name", COMPOSE_FILES)
 def test_images_are_pinned(root: Path, name: str) -> None:
+    import re
+
     for s, svc in _load(root, name)["services"].items():
         image = svc.get("image")
         assert image, f"{s} has no image"
+        var = re.fullmatch(r"\$\{(C2GR_SUPERLINK_IMAGE|C2GR_SUPERNODE_IMAGE):-(.+)\}", image)
+        if var:  # an official Flower image by default, replaceable by this project's image (same executable)
+            image = var.group(2)
+            assert svc["entrypoint"] == [f"flower-{var.group(1).split('_')[1].lower()}"], s
+        assert "$" not in image, f"{s}: {image} is not a pinned image"
         repo, _, tag = image.rpartition(":")
         assert repo and tag and "/" not in tag, f"{s}: {image} is not tagged"
         assert tag not in ("latest", "nightly"), f"{s}: {image}"
@@ -92,6 +100,10 @@ def test_secure_profile_uses_tls_and_node_auth(root: Path) -> None:
     for s, svc in services.items():
         cmd = " ".join(svc["command"])
         assert "--insecure" not in cmd, s
+        if s == "supernode-unlisted":  # the refusal check: an unregistered key, started only on request
+            assert svc["profiles"] == ["unlisted"] and "--auth-supernode-private-key" in cmd
+            assert [src for src, _ in _volumes(svc) if src.endswith(".key")] == ["./certs/unlisted/unlisted.key"]
+            continue
         if s.startswith("supernode-"):
             assert "--root-certificates /certs/ca.crt" in cmd and "--auth-supernode-private-key" in cmd
             keys = [src for src, _ in _volumes(svc) if "nodes/" in src]
