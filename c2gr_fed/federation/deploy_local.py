@@ -71,6 +71,7 @@ scenario = "scenarios/smoke.yaml"
 run-dir = "runs/flwr"
 data-root = ""
 overrides = ""
+resume = false
 """
 
 
