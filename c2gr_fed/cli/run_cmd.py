@@ -25,13 +25,13 @@ from rich.table import Table
 
 from ..scenario.departures import departures_from_paper
 from ..errors import C2GRError, RunDirError
-from ..federation.settings import AppSettings, scenario_sha
+from ..federation.settings import AppSettings, resolve_run_target, scenario_sha
 from ..runs.checkpoint import atomic_write_text, load_checkpoint
 from ..runs.layout import RunDir
 from ..runs.lock import RunLock
 from ..runs.stop import StopSwitch
 from ..runs.timing import checkpointed_rounds, time_before_resume
-from ..scenario import Scenario, dump_scenario, load_scenario
+from ..scenario import Scenario, dump_scenario
 from .main import data_root_of
 
 if TYPE_CHECKING:
@@ -42,31 +42,7 @@ def resolve_run(args: argparse.Namespace) -> tuple[Scenario, RunDir, bool]:
     overrides = list(args.overrides)
     if args.method:
         overrides.append(f"method={args.method}")
-    if args.resume is not None:
-        run = RunDir(Path(args.resume))
-        if not run.scenario.exists():
-            raise RunDirError(f"{run.root}: cannot resume: no scenario.yaml there (not a c2gr-fed run directory)")
-        stored = load_scenario(run.scenario)
-        if args.scenario is not None:
-            wanted = load_scenario(args.scenario, overrides)
-            if scenario_sha(wanted) != scenario_sha(stored):
-                raise RunDirError(
-                    f"{run.root} was made by a different scenario than {args.scenario}"
-                    f"{' with ' + ' '.join(overrides) if overrides else ''} (stored {scenario_sha(stored)[:12]}, "
-                    f"given {scenario_sha(wanted)[:12]}): resume without SCENARIO to use the stored one"
-                )
-        return stored, run, True
-    if args.scenario is None:
-        raise RunDirError("give a SCENARIO file (or --resume RUN_DIR)")
-    scenario = load_scenario(args.scenario, overrides)
-    if args.out is not None:
-        run = RunDir(Path(args.out))
-        if (run.checkpoints / "latest.json").exists():
-            raise RunDirError(f"{run.root} already holds a run: use --resume {run.root} or another --out")
-    else:
-        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        run = RunDir(Path("runs") / f"{scenario.name}-{scenario.method}-{stamp}")
-    return scenario, run, False
+    return resolve_run_target(args.scenario, overrides, args.out, args.resume)
 
 
 class Display:

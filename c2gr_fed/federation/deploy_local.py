@@ -44,7 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..errors import FederationError, RunDirError
+from ..errors import FederationError
+from ..runs.timing import checkpointed_rounds
 
 CONNECTION = "deploy-local"
 APP_NAME = "c2gr-fed-app"
@@ -460,45 +461,6 @@ def _wait_until(cond: Callable[[], bool], timeout: float, what: str, check: Call
     raise FederationError(f"{what} not ready within {timeout:.0f} s")
 
 
-def _open_run_dir(scenario_path: Path | None, overrides: Sequence[str], out: Path | None, resume: Path | None):
-    """(scenario, RunDir) for a new run (`out`) or for continuing one (`resume`: its stored scenario; a given
-    SCENARIO must resolve to the same one)."""
-    from ..runs.layout import RunDir
-    from ..scenario import load_scenario
-    from .settings import scenario_sha
-
-    if resume is not None:
-        run = RunDir(Path(resume).resolve())
-        if not run.scenario.exists():
-            raise RunDirError(f"{run.root}: cannot resume: no scenario.yaml there (not a c2gr-fed run directory)")
-        stored = load_scenario(run.scenario)
-        if scenario_path is not None and scenario_sha(load_scenario(scenario_path, list(overrides))) != scenario_sha(stored):
-            raise RunDirError(f"{run.root} was made by a different scenario than {scenario_path}: resume without "
-                              "SCENARIO to use the stored one")
-        return stored, run
-    if scenario_path is None:
-        raise RunDirError("give a SCENARIO file (or --resume RUN_DIR)")
-    scenario = load_scenario(scenario_path, list(overrides))
-    if out is None:
-        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        out = Path("runs") / f"{scenario.name}-{scenario.method}-deploy-{stamp}"
-    run = RunDir(Path(out).resolve())
-    if (run.checkpoints / "latest.json").exists():
-        raise RunDirError(f"{run.root} already holds a run: continue it with --resume {run.root} or choose another --out")
-    return scenario, run
-
-
-def completed_rounds(run) -> int:
-    """Rounds complete and checkpointed in a run directory (0 when none)."""
-    from ..runs.checkpoint import read_checkpoint_meta
-
-    try:
-        meta = read_checkpoint_meta(run.checkpoints)
-    except Exception:  # a corrupt latest.json: resume falls back or names it
-        return 0
-    return int(meta.get("completed_rounds", 0)) if meta else 0
-
-
 def _keep_old_logs(logs: Path) -> None:
     """On resume, the first session's process logs move to deploy-logs.1 (.2, ...) instead of being overwritten."""
     if not logs.exists():
@@ -519,10 +481,13 @@ def deploy_local(scenario_path: Path | None, overrides: Sequence[str] = (), out:
     (the run then still needs every listed department; the intruder's log is RUN_DIR/deploy-logs/intruder.log).
     A failure after the run directory exists names the rounds kept and the command that continues the run.
     """
+    from ..runs.layout import RunDir
     from ..runs.lock import RunLock
     from ..scenario import dump_scenario
+    from .settings import resolve_run_target
 
-    scenario, run = _open_run_dir(scenario_path, overrides, out, resume)
+    scenario, run, _ = resolve_run_target(scenario_path, list(overrides), out, resume, default_stem="deploy")
+    run = RunDir(run.root.resolve())
     lock = RunLock(run).acquire(shlex.join(["c2gr-fed", "deploy-local", str(resume or scenario_path)]))
     try:
         if resume is None:
@@ -530,7 +495,7 @@ def deploy_local(scenario_path: Path | None, overrides: Sequence[str] = (), out:
             run.scenario.write_text(dump_scenario(scenario))
         return _deploy(scenario, run, secure, data_root, timeout, log, intruder, resume is not None)
     except FederationError as exc:
-        done = completed_rounds(run)
+        done = checkpointed_rounds(run)
         raise FederationError(f"{exc}\nrounds complete and checkpointed: {done} of {len(scenario.stream())} in "
                               f"{run.root}; continue with: c2gr-fed deploy-local --resume {run.root}") from exc
     finally:
@@ -615,7 +580,7 @@ def _deploy(scenario, run, secure: bool, data_root: Path | None, timeout: float,
         log(f"{len(depts)} department SuperNodes connected: {', '.join(depts)}")
 
         run_id = submit_run(app, cli_env, run_config(run.scenario, run.root, data_root_s, resume=resume))
-        done = completed_rounds(run) if resume else 0
+        done = checkpointed_rounds(run) if resume else 0
         log(f"run {run_id} submitted ({n_rounds} rounds" + (f", continuing after round {done})" if resume else ")"))
         t_run = time.monotonic()
         status = wait_for_run(run_id, cli_env, timeout, check=lambda: (check_alive(), procs.remember_descendants()),

@@ -19,7 +19,6 @@ from ..privacy.error_codes import ERROR_CODES
 from ..privacy.redact import declared_or_redacted, redacted
 from ..privacy.reply_check import check_reply
 from ..privacy.schema import MESSAGE_TYPES
-from ..privacy.wire import MessageInfo
 from .error_replies import error_code_of
 from .records import describe
 

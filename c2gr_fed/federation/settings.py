@@ -12,9 +12,12 @@ import json
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..scenario import Scenario, load_scenario
+
+if TYPE_CHECKING:
+    from ..runs.layout import RunDir
 
 
 @dataclass(frozen=True)
@@ -63,3 +66,41 @@ def scenario_of(settings: AppSettings) -> Scenario:
 def scenario_sha(scenario: Scenario) -> str:
     """Identity of a resolved scenario: coordinator and departments must agree on it."""
     return hashlib.sha256(json.dumps(scenario.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+
+
+def resolve_run_target(scenario_path: Path | None, overrides: list[str], out: Path | None, resume: Path | None,
+                       default_stem: str = "") -> tuple[Scenario, "RunDir", bool]:
+    """(scenario, run directory, resuming) for `c2gr-fed run` and `deploy-local`: continuing the run in `resume` with
+    its stored scenario (a given SCENARIO, with `overrides`, must resolve to the same one), or a new run in `out`
+    (default runs/<scenario>-<method>[-default_stem]-<time>), which must not already hold a run."""
+    import datetime as dt
+
+    from ..errors import RunDirError
+    from ..runs.layout import RunDir
+
+    if resume is not None:
+        run = RunDir(Path(resume))
+        if not run.scenario.exists():
+            raise RunDirError(f"{run.root}: cannot resume: no scenario.yaml there (not a c2gr-fed run directory)")
+        stored = load_scenario(run.scenario)
+        if scenario_path is not None:
+            wanted = load_scenario(scenario_path, overrides)
+            if scenario_sha(wanted) != scenario_sha(stored):
+                raise RunDirError(
+                    f"{run.root} was made by a different scenario than {scenario_path}"
+                    f"{' with ' + ' '.join(overrides) if overrides else ''} (stored {scenario_sha(stored)[:12]}, "
+                    f"given {scenario_sha(wanted)[:12]}): resume without SCENARIO to use the stored one"
+                )
+        return stored, run, True
+    if scenario_path is None:
+        raise RunDirError("give a SCENARIO file (or --resume RUN_DIR)")
+    scenario = load_scenario(scenario_path, overrides)
+    if out is not None:
+        run = RunDir(Path(out))
+        if (run.checkpoints / "latest.json").exists():
+            raise RunDirError(f"{run.root} already holds a run: use --resume {run.root} or another --out")
+    else:
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        stem = f"-{default_stem}" if default_stem else ""
+        run = RunDir(Path("runs") / f"{scenario.name}-{scenario.method}{stem}-{stamp}")
+    return scenario, run, False
