@@ -7,6 +7,7 @@ import torch
 from diffusers import DDPMScheduler
 from torch import nn
 
+from c2gr_fed.diffusion.objectives import IMG_GIVEN_MASK, JOINT, MASK_GIVEN_IMG, min_snr_weight
 from c2gr_fed.diffusion import (
     NoiseSchedule,
     bjd_terms,
@@ -186,6 +187,50 @@ def test_bjd_is_njd_plus_conditional_terms_exactly() -> None:
     assert torch.equal(y[b : 2 * b], y0) and torch.equal(t_y[b : 2 * b], zero) and torch.equal(t_x[b : 2 * b], t2)
     assert torch.equal(x[2 * b :], x0) and torch.equal(t_x[2 * b :], zero) and torch.equal(t_y[2 * b :], t3)
     assert torch.equal(t_x[:b], t1) and torch.equal(t_y[:b], t1)
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction", "sample"])
+def test_min_snr_weight_is_the_truncated_snr_x0_loss(prediction_type: str) -> None:
+    sched = NoiseSchedule(DiffusionConfig(timesteps=1000), prediction_type=prediction_type)
+    t = torch.tensor([0, 10, 100, 500, 999])
+    a = sched.alphas_cumprod[t]
+    snr = a / (1 - a)
+    w = min_snr_weight(sched, t, 5.0)
+    # each prediction type's squared error is a fixed multiple of the x0 error: eps SNR, v SNR + 1, x0 1
+    per_x0 = {"epsilon": snr, "v_prediction": snr + 1, "sample": torch.ones_like(snr)}[prediction_type]
+    assert torch.allclose(w * per_x0, snr.clamp(max=5.0), rtol=1e-5)
+    assert w[0] < w[2] or prediction_type == "sample"  # nearly clean timesteps weigh less than mid-range ones
+    with pytest.raises(ValueError, match="snr_gamma"):
+        min_snr_weight(sched, t, 0.0)
+
+
+def test_loss_weightings_scale_the_terms_they_name() -> None:
+    sched = NoiseSchedule(DiffusionConfig(timesteps=1000), prediction_type="v_prediction")
+    x0, y0, ctx = _batch()
+    den = AffineDenoiser()
+    g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    plain = joint_diffusion_loss(den, x0, y0, ctx, sched, "bjd", "full", g())
+    heavy = joint_diffusion_loss(den, x0, y0, ctx, sched, "bjd", "full", g(), mask_weight=3.0)
+    assert torch.allclose(heavy["img_given_mask"], plain["img_given_mask"])  # no mask channel in that term
+    assert torch.allclose(heavy["mask_given_img"], plain["mask_given_img"])  # mask-only: a weighted mean is the mean
+    assert not torch.allclose(heavy["joint"], plain["joint"])  # image and mask channels: the mask counts 3x
+
+    # per sample, with fixed timesteps and noises: the min-SNR term is the plain term times the weight of its t
+    b = x0.shape[0]
+    t = torch.tensor([5, 200, 600, 990])[:b]
+    e_x, e_y = torch.randn(x0.shape, generator=g()), torch.randn(y0.shape, generator=g())
+    for which in (JOINT, IMG_GIVEN_MASK, MASK_GIVEN_IMG):
+        w = torch.full((b,), which)
+        base = bjd_terms(den, x0, y0, ctx, sched, t, e_x, e_y, w)
+        snr = bjd_terms(den, x0, y0, ctx, sched, t, e_x, e_y, w, snr_gamma=5.0)
+        assert torch.allclose(snr, base * min_snr_weight(sched, t, 5.0), rtol=1e-5)
+    # the joint term by hand with the mask channels counted 3x
+    out_x, out_y = den(sched.add_noise(x0, e_x, t), sched.add_noise(y0, e_y, t), t, t, ctx)
+    sx = (out_x - sched.target(x0, e_x, t)).square().flatten(1).sum(1)
+    sy = (out_y - sched.target(y0, e_y, t)).square().flatten(1).sum(1)
+    by_hand = (sx + 3 * sy) / (x0[0].numel() + 3 * y0[0].numel())
+    got = bjd_terms(den, x0, y0, ctx, sched, t, e_x, e_y, torch.full((b,), JOINT), mask_weight=3.0)
+    assert torch.allclose(got, by_hand, rtol=1e-5)
 
 
 def test_stochastic_estimator_enumeration_and_expectation() -> None:

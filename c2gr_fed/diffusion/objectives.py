@@ -11,6 +11,11 @@ standard normal noises, x_t / y_t the noised parts. A clean part is fed with tim
 The equations are written for the paper's epsilon prediction. With `prediction_type` v_prediction or sample
 (variants beyond the paper) each term scores the same output against v or x0 instead of e (schedule.target).
 
+Two loss weightings beyond the paper, both off by default: `snr_gamma` (min-SNR-gamma, Hang et al. 2023) scales
+each sample's term by min(SNR(t), gamma) / w_pred(t), with w_pred = SNR + 1 for v, SNR for epsilon and 1 for x0,
+so that every prediction type weighs timesteps as a truncated-SNR x0 loss; `mask_weight` scales the mask channels'
+squared error against the image channels' in the joint term and the mask-given-image term.
+
 Every term is evaluated by one per-sample function (`bjd_terms`) that takes a per-sample choice of term, so
 the full BJD runs as ONE denoiser call on a 3B batch (same arithmetic as three calls, better throughput; the
 networks here have no batch-coupled layers) and the stochastic estimator as one call on a B batch.
@@ -37,17 +42,38 @@ def bjd_terms(
     e_x: Tensor,
     e_y: Tensor,
     which: Tensor,
+    snr_gamma: float | None = None,
+    mask_weight: float = 1.0,
 ) -> Tensor:
     """Per-sample loss (B,) float32 of the term `which[b]` in {0 joint, 1 img_given_mask, 2 mask_given_img}.
 
     Each value is the mean squared error over the elements that term scores for that sample (image and mask
-    channels for joint, image channels for img_given_mask, mask channels for mask_given_img). The noise of a
-    part that is fed clean is ignored.
+    channels for joint, image channels for img_given_mask, mask channels for mask_given_img), the mask channels'
+    error weighted by `mask_weight`, the whole scaled by the min-SNR weight of t when `snr_gamma` is set. The
+    noise of a part that is fed clean is ignored.
     """
     which, t = which.to(x0.device), t.to(x0.device)
     out_x, out_y = denoiser(*_term_inputs(x0, y0, schedule, t, e_x, e_y, which), context)
     target_x, target_y = schedule.target(x0, e_x, t), schedule.target(y0, e_y, t)
-    return _scored_mse(out_x, out_y, target_x, target_y, which)
+    per = _scored_mse(out_x, out_y, target_x, target_y, which, mask_weight)
+    return per if snr_gamma is None else per * min_snr_weight(schedule, t, snr_gamma)
+
+
+def min_snr_weight(schedule: NoiseSchedule, t: Tensor, gamma: float) -> Tensor:
+    """(B,) float32 min-SNR-gamma weights of timesteps t (B,) for the schedule's prediction type.
+
+    SNR(t) = a_t / (1 - a_t). The weight turns the prediction type's MSE into min(SNR, gamma) x the x0 MSE:
+    epsilon: min(SNR, gamma) / SNR; v: min(SNR, gamma) / (SNR + 1); sample: min(SNR, gamma)."""
+    if gamma <= 0:
+        raise ValueError(f"snr_gamma must be > 0, got {gamma}")
+    a = schedule.alphas_cumprod.to(t.device)[t].float()
+    snr = a / (1.0 - a).clamp_min(1e-12)
+    clipped = snr.clamp(max=gamma)
+    if schedule.prediction_type == "epsilon":
+        return clipped / snr
+    if schedule.prediction_type == "v_prediction":
+        return clipped / (snr + 1.0)
+    return clipped
 
 
 def distillation_terms(
@@ -87,12 +113,14 @@ def _term_inputs(x0: Tensor, y0: Tensor, schedule: NoiseSchedule, t: Tensor, e_x
             torch.where(which == MASK_GIVEN_IMG, zero, t), torch.where(which == IMG_GIVEN_MASK, zero, t))
 
 
-def _scored_mse(out_x: Tensor, out_y: Tensor, target_x: Tensor, target_y: Tensor, which: Tensor) -> Tensor:
-    """Per-sample (B,) mean squared error over the channels term `which[b]` scores (image, mask or both)."""
+def _scored_mse(out_x: Tensor, out_y: Tensor, target_x: Tensor, target_y: Tensor, which: Tensor,
+                mask_weight: float = 1.0) -> Tensor:
+    """Per-sample (B,) mean squared error over the channels term `which[b]` scores (image, mask or both), the mask
+    channels' elements counted `mask_weight` times."""
     sq_x = (out_x.float() - target_x.float()).square().flatten(1).sum(1)  # (B,)
     sq_y = (out_y.float() - target_y.float()).square().flatten(1).sum(1)
     w_x = (which != MASK_GIVEN_IMG).to(torch.float32)
-    w_y = (which != IMG_GIVEN_MASK).to(torch.float32)
+    w_y = (which != IMG_GIVEN_MASK).to(torch.float32) * mask_weight
     n_x, n_y = float(out_x[0].numel()), float(out_y[0].numel())
     return (w_x * sq_x + w_y * sq_y) / (w_x * n_x + w_y * n_y)
 
@@ -106,8 +134,10 @@ def joint_diffusion_loss(
     objective: str = "bjd",
     estimator: str = "full",
     generator: torch.Generator | None = None,
+    snr_gamma: float | None = None,
+    mask_weight: float = 1.0,
 ) -> dict[str, Tensor]:
-    """The NJD or BJD loss of one batch. Returns {"loss", "joint", "img_given_mask", "mask_given_img"}.
+    """The NJD or BJD loss of one batch (weighted per `snr_gamma` and `mask_weight`, see the module docstring). Returns {"loss", "joint", "img_given_mask", "mask_given_img"}.
 
     objective "njd": loss = joint; the two conditional entries are 0 (not computed). `estimator` is ignored.
     objective "bjd", estimator "full": all three terms on every sample (one denoiser call on a 3B batch).
@@ -130,7 +160,7 @@ def joint_diffusion_loss(
         t1, ex1, ey1 = randt(), randn_like(x0), randn_like(y0)
         if objective == "njd":
             which = torch.full((b,), JOINT, dtype=torch.long, device=x0.device)
-            joint = bjd_terms(denoiser, x0, y0, context, schedule, t1, ex1, ey1, which).mean()
+            joint = bjd_terms(denoiser, x0, y0, context, schedule, t1, ex1, ey1, which, snr_gamma, mask_weight).mean()
             return {"loss": joint, "joint": joint, "img_given_mask": zero, "mask_given_img": zero}
         t2, ex2 = randt(), randn_like(x0)
         t3, ey3 = randt(), randn_like(y0)
@@ -145,13 +175,15 @@ def joint_diffusion_loss(
             torch.cat([ex1, ex2, torch.zeros_like(ex2)]),
             torch.cat([ey1, torch.zeros_like(ey3), ey3]),
             which,
+            snr_gamma,
+            mask_weight,
         )  # (3B,)
         joint, img, mask = per.view(3, b).mean(dim=1)
         return {"loss": joint + img + mask, "joint": joint, "img_given_mask": img, "mask_given_img": mask}
 
     t, ex, ey = randt(), randn_like(x0), randn_like(y0)
     which = draw.terms()
-    per = bjd_terms(denoiser, x0, y0, context, schedule, t, ex, ey, which)  # (B,)
+    per = bjd_terms(denoiser, x0, y0, context, schedule, t, ex, ey, which, snr_gamma, mask_weight)  # (B,)
     out = {"loss": 3.0 * per.mean()}
     for k, name in enumerate(TERM_NAMES):
         sel = (which == k).to(per.dtype)

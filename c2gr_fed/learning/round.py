@@ -326,8 +326,10 @@ def _diffusion_loss(state: LearnerState, den_net, scenario: Scenario, gen_ctx: t
                     y: torch.Tensor) -> torch.Tensor:
     """The method's NJD/BJD loss of one batch: x (B, 3, H, W), label maps y (B, H, W), generator tokens (B, L, D)."""
     code = encode_masks(y, scenario.model.max_classes)  # (B, K_max, H, W) in {-1, +1}
+    dc = scenario.diffusion
     return joint_diffusion_loss(den_net, x, code, gen_ctx, state.schedule, objective=state.method.objective,
-                                estimator=scenario.diffusion.bjd_estimator, generator=None)["loss"]
+                                estimator=dc.bjd_estimator, generator=None, snr_gamma=dc.min_snr_gamma,
+                                mask_weight=dc.mask_loss_weight)["loss"]
 
 
 def _generator_distillation(state: LearnerState, den_net, previous: LearnerState, scenario: Scenario,

@@ -36,6 +36,11 @@ def departures_from_paper(scenario: Scenario) -> list[str]:
         if dc.ema is not None:
             out.append(f"EMA {dc.ema} of the generator weights samples replay (diffusion.ema"
                        + (", with warm-up)" if dc.ema_warmup else ")"))
+        if dc.min_snr_gamma is not None:
+            out.append(f"min-SNR-{dc.min_snr_gamma:g} loss weighting of the generator (diffusion.min_snr_gamma)")
+        if dc.mask_loss_weight != 1.0:
+            out.append(f"the generator's mask channels weigh {dc.mask_loss_weight:g}x in its loss "
+                       "(diffusion.mask_loss_weight)")
         if tc.generator_extra_steps:
             out.append(f"{tc.generator_extra_steps} generator-only steps per round after the joint ones "
                        "(training.generator_extra_steps)")

@@ -360,6 +360,17 @@ class DiffusionConfig(StrictModel):
         "which is then frozen with its prompt tokens and travels with the models; replay of a task always comes "
         "from its own generator",
     )
+    min_snr_gamma: float | None = Field(
+        None, gt=0, le=1000,
+        description="min-SNR-gamma loss weighting (Hang et al. 2023, beyond the paper): each BJD/NJD term is weighted "
+        "by min(SNR(t), gamma) relative to an x0 loss, which down-weights the nearly clean timesteps; unset: "
+        "unweighted (the paper)",
+    )
+    mask_loss_weight: float = Field(
+        1.0, gt=0, le=100,
+        description="weight of the mask channels' squared error against the image channels' in the joint and "
+        "mask-given-image terms (1: the paper's plain mean over channels)",
+    )
     bank_warm_start: Literal["nearest", "previous", "none"] = Field(
         "nearest",
         description="bank only: a new task's generator starts from a copy of the banked generator whose task prompt "
