@@ -13,7 +13,8 @@ another task (`warm=TASK`). Then `--samples` pairs are drawn with the scenario's
 - `area_ratio`: foreground pixels of the drawn masks / of the real training masks;
 - `seg_real`: the reference segmentor's mean per-case Dice on the real test split (what agreement can reach).
 
-A variant is `name:key=value,...` with keys min_snr_gamma, mask_loss_weight, gen_steps, warm, augment.
+A variant is `name:key=value,...` with keys min_snr_gamma, mask_loss_weight, gen_steps, warm, augment and
+sampling_steps (the scenario's sampler with that many steps).
 
     python benchmarks/generator_masks.py --tasks KiTS,BraTS-T2 --variant base: --variant snr5:min_snr_gamma=5 \\
         --out benchmarks/results/generator_masks
@@ -48,7 +49,8 @@ from c2gr_fed.reporting.figures import replay_grid  # noqa: E402
 from c2gr_fed.text import build_text_encoder  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-KEYS = {"min_snr_gamma": float, "mask_loss_weight": float, "gen_steps": int, "warm": str, "augment": lambda v: v == "true"}
+KEYS = {"min_snr_gamma": float, "mask_loss_weight": float, "gen_steps": int, "warm": str, "augment": lambda v: v == "true",
+        "sampling_steps": int}
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
@@ -128,16 +130,17 @@ class TaskBench:
             ema.copy_to(out)
         return out.eval()
 
-    def score(self, net: torch.nn.Module, n: int, seed: int) -> tuple[dict[str, float], ReplaySet]:
+    def score(self, net: torch.nn.Module, n: int, seed: int, steps: int | None = None) -> tuple[dict[str, float], ReplaySet]:
         sc, dc = self.sc, self.sc.diffusion
+        steps = steps or dc.sampling_steps
         K = sc.model.max_classes
         ctx = self.gen_tokens.expand(n, -1, -1)
         x, code = sample_pairs(net, ctx, sc.image_size, K, self.schedule, sampler=dc.sampler,
-                               steps=dc.sampling_steps, seed=seed, chunk_size=dc.chunk_size)
+                               steps=steps, seed=seed, chunk_size=dc.chunk_size)
         kb = torch.full((n,), self.k)
         joint = decode_masks(code, kb)
         resampled = decode_masks(sample_masks_given_images(net, x, ctx, K, self.schedule, sampler=dc.sampler,
-                                                           steps=dc.sampling_steps, seed=seed + 7_919,
+                                                           steps=steps, seed=seed + 7_919,
                                                            chunk_size=dc.chunk_size), kb)
         seg = self.label(x)
         real_fg = float((self.train.masks > 0).float().mean())
@@ -158,6 +161,8 @@ def main() -> None:
     ap.add_argument("--seg-steps", type=int, default=300)
     ap.add_argument("--gen-steps", type=int, default=370, help="generator steps (the default run: 120 joint + 250)")
     ap.add_argument("--samples", type=int, default=32)
+    ap.add_argument("--sampling-steps", default=None, help="comma-separated sampler step counts to score each "
+                    "generator with (default: the scenario's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, required=True, help="output path without extension")
@@ -182,14 +187,19 @@ def main() -> None:
                 den.load_state_dict(warm_cache[opts["warm"]].state_dict())
             net = bench.train_generator(den, opts.get("gen_steps", a.gen_steps), opts, a.seed + 1)
             train_s = time.perf_counter() - t0
-            scores, grid = bench.score(net, a.samples, a.seed + 2)
-            row = {"task": task, "variant": name, "options": ",".join(f"{k}={v}" for k, v in opts.items()),
-                   "seg_real": bench.seg_real, **scores, "train_s": train_s}
-            rows.append(row)
-            print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
-            replay_grid(grid, bench.sc, a.out.with_name(f"{a.out.name}-{task}-{name}.png"),
-                        f"{task}, {name}: generated masks (top) and the segmentor's labels (bottom)", per_task=6)
-            write(rows, a)
+            counts = [opts["sampling_steps"]] if "sampling_steps" in opts else (
+                [int(c) for c in a.sampling_steps.split(",")] if a.sampling_steps else [bench.sc.diffusion.sampling_steps])
+            for count in counts:  # one trained generator, scored with each sampling budget
+                scores, grid = bench.score(net, a.samples, a.seed + 2, count)
+                row = {"task": task, "variant": name, "options": ",".join(f"{k}={v}" for k, v in opts.items()),
+                       "sampling": f"{bench.sc.diffusion.sampler}-{count}", "seg_real": bench.seg_real, **scores,
+                       "train_s": train_s}
+                rows.append(row)
+                print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
+                replay_grid(grid, bench.sc, a.out.with_name(f"{a.out.name}-{task}-{name}-{count}.png"),
+                            f"{task}, {name}, {count} sampling steps: generated masks (top), the segmentor's labels "
+                            "(bottom)", per_task=6)
+                write(rows, a)
     print(f"-> {a.out}.md")
 
 
@@ -197,10 +207,10 @@ def write(rows: list[dict], a: argparse.Namespace) -> None:
     a.out.with_suffix(".json").write_text(json.dumps({"command": " ".join(sys.argv), "rows": rows}, indent=1))
     lines = ["# Banked generator masks: agreement with a reference segmentor, per lever", "",
              f"Command: `python benchmarks/{Path(__file__).name} " + " ".join(sys.argv[1:]) + "`", "",
-             "| task | variant | options | segmentor on real test | agree (joint masks) | agree (re-sampled masks) "
-             "| mask area / real | train s |", "|---|---|---|---|---|---|---|---|"]
+             "| task | variant | options | sampling | segmentor on real test | agree (joint masks) "
+             "| agree (re-sampled masks) | mask area / real | train s |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['task']} | {r['variant']} | {r['options'] or '-'} | {r['seg_real']:.2f} | "
+        lines.append(f"| {r['task']} | {r['variant']} | {r['options'] or '-'} | {r['sampling']} | {r['seg_real']:.2f} | "
                      f"{r['agree_joint']:.2f} | {r['agree_resampled']:.2f} | {r['area_ratio']:.2f} | {r['train_s']:.0f} |")
     a.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
