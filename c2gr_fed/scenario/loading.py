@@ -232,22 +232,24 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return raw
 
 
-def drop_retired_settings(raw: dict[str, Any], source: str = "<scenario>") -> dict[str, Any]:
-    """`raw` without the RETIRED_SETTINGS it sets (a copy when there are any), each one warned about."""
+def drop_retired_settings(raw: dict[str, Any], source: str = "<scenario>", warn: bool = True) -> dict[str, Any]:
+    """`raw` without the RETIRED_SETTINGS it sets (a copy when there are any), each one warned about if `warn`."""
     out = raw
     for (section, key), why in RETIRED_SETTINGS.items():
         node = out.get(section)
         if isinstance(node, dict) and key in node:
-            warnings.warn(f"{source}: {section}.{key} is ignored and may be removed: {why}", RetiredSettingWarning,
-                          stacklevel=3)
+            if warn:
+                warnings.warn(f"{source}: {section}.{key} is ignored and may be removed: {why}", RetiredSettingWarning,
+                              stacklevel=3)
             out = {**out, section: {k: v for k, v in node.items() if k != key}}
     return out
 
 
 def validate_scenario(raw: dict[str, Any], source: str = "<scenario>", stored: bool = False) -> Scenario:
     """The validated scenario of a raw mapping. A former method variant's name is refused with its replacement,
-    unless `stored` (the scenario of an existing run directory), where it reads as its method and settings."""
-    raw = drop_retired_settings(raw, source)
+    unless `stored` (the scenario of an existing run directory, made when the name was a method and retired
+    settings were read), where it reads as its method and settings and retired settings are dropped silently."""
+    raw = drop_retired_settings(raw, source, warn=not stored)
     if stored:
         raw = upgrade_former_variant(raw)
     method = raw.get("method")
