@@ -33,6 +33,7 @@ from ..text import build_text_encoder
 from .device import autocast, pick_device
 from .methods import after_round, extra_loss, needs_teacher
 from .replay import ReplaySet, relabel_current_images, synthesise_replay
+from .round_metrics import RoundMetrics
 from .state import LearnerState
 
 Progress = Callable[[str, int, int], None]
@@ -41,7 +42,8 @@ Progress = Callable[[str, int, int], None]
 
 @dataclass
 class RoundResult:
-    """Round metrics (numbers only: these are what may leave the department) and a local replay preview."""
+    """Round metrics (numbers only, named in RoundMetrics: these are what may leave the department) and a local
+    replay preview."""
 
     metrics: dict[str, float]
     replay_preview: ReplaySet | None = None
@@ -263,39 +265,38 @@ def run_round(
     after_round(spec, state, all_images, all_masks, all_tasks, emb, n_classes_pool, device)
 
     t_total = time.perf_counter() - t0
-    metrics = {
-        "round": float(round_index),
-        "train_samples": float(len(train)),
-        "replay_samples": float(0 if replay is None else len(replay.images)),
-        "relabelled_samples": float(0 if relabelled is None else len(relabelled[0])),
-        "steps": float(step),
-        "generator_extra_steps": float(extra),
-        "loss_seg": sums["seg"] / max(step - extra, 1),
-        "loss_diffusion": sums["diff"] / max(step - extra, 1),
-        "loss_diffusion_extra": sums.get("diff_extra", 0.0) / max(extra, 1),
-        "loss_reg": sums["reg"] / max(step - extra, 1),
-        "loss_generator_distill": sums["gdist"] / max(step, 1),
-        "time_replay_s": t_replay,
-        "time_train_s": t_total - t_replay,
-        "time_total_s": t_total,
-    }
+    metrics = RoundMetrics(
+        round=round_index,
+        train_samples=len(train),
+        replay_samples=0 if replay is None else len(replay.images),
+        relabelled_samples=0 if relabelled is None else len(relabelled[0]),
+        steps=step,
+        generator_extra_steps=extra,
+        loss_seg=sums["seg"] / max(step - extra, 1),
+        loss_diffusion=sums["diff"] / max(step - extra, 1),
+        loss_diffusion_extra=sums.get("diff_extra", 0.0) / max(extra, 1),
+        loss_reg=sums["reg"] / max(step - extra, 1),
+        loss_generator_distill=sums["gdist"] / max(step, 1),
+        time_replay_s=t_replay,
+        time_train_s=t_total - t_replay,
+        time_total_s=t_total,
+    )
     if bank is not None:
-        metrics["generator_bank_size"] = float(len(bank))
-        metrics["generator_warm_started"] = float(warm_source is not None)
+        metrics.generator_bank_size = len(bank)
+        metrics.generator_warm_started = float(warm_source is not None)
     if replay is not None and replay.agreement is not None:
-        metrics["replay_agreement"] = float(replay.agreement.mean())
-        metrics["replay_agreement_candidates"] = float(replay.candidate_agreement)
+        metrics.replay_agreement = float(replay.agreement.mean())
+        metrics.replay_agreement_candidates = replay.candidate_agreement
         if scenario.diffusion.replay_masks == "gated":
-            metrics["replay_generated_mask_share"] = float(replay.generated_mask_share)
-        for t_idx, name in enumerate(replay.task_names):
-            rows = replay.task_ids == t_idx
-            if bool(rows.any()):
-                metrics[f"replay_agreement/{name}"] = float(replay.agreement[rows].mean())
+            metrics.replay_generated_mask_share = replay.generated_mask_share
+        metrics.per_task["replay_agreement"] = {
+            name: float(replay.agreement[replay.task_ids == t_idx].mean())
+            for t_idx, name in enumerate(replay.task_names) if bool((replay.task_ids == t_idx).any())}
     if device.type == "cuda":
-        metrics["peak_gpu_mem_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+        metrics.peak_gpu_mem_mb = torch.cuda.max_memory_allocated(device) / 2**20
     state.to(torch.device("cpu"))
     preview = replay.preview(4) if replay is not None else None
-    return RoundResult(metrics=metrics, replay_preview=preview, loss_history=history)
+    return RoundResult(metrics=metrics.as_dict(), replay_preview=preview, loss_history=history)
 
 
 def _batch(images: torch.Tensor, masks: torch.Tensor, idx: torch.Tensor, augment: bool, gen: torch.Generator,
