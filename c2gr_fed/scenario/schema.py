@@ -38,6 +38,7 @@ PHANTOM_GENERATORS = (
 """Procedural phantom departments; each lives in c2gr_fed.data.phantoms and declares its variants."""
 
 SAMPLERS = ("ddpm", "ddim", "dpmsolver++")
+"""Reverse-process samplers; c2gr_fed.diffusion.samplers implements exactly these (it refuses to import otherwise)."""
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 TEXT_ENCODERS = ("minilm", "clip")
 
