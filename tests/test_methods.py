@@ -109,6 +109,7 @@ def test_former_variants_are_methods_with_settings_the_schema_knows(root: Path) 
     method with the exact replacement, and that replacement loads to the scenario its stored runs read as."""
     from c2gr_fed.learning.former_variants import FORMER_VARIANTS, upgrade_former_variant, variant_overrides
     from c2gr_fed.scenario import Scenario, scenario_differences, validate_scenario
+    from c2gr_fed.scenario.departures import departures_line
     from c2gr_fed.scenario.loading import read_yaml
 
     smoke = root / "scenarios" / "smoke.yaml"
@@ -126,6 +127,7 @@ def test_former_variants_are_methods_with_settings_the_schema_knows(root: Path) 
         stored = validate_scenario(upgrade_former_variant({**read_yaml(smoke), "method": name}))
         assert validate_scenario({**read_yaml(smoke), "method": name}, stored=True) == stored
         assert scenario_differences(stored, replaced) == [] and replaced.method == method
+        assert all(key in departures_line(replaced) for key in settings), departures_line(replaced)
         assert any(getattr(getattr(replaced, k.split(".")[0]), k.split(".")[1]) != getattr(
             getattr(load_scenario(smoke), k.split(".")[0]), k.split(".")[1]) for k in settings), name
 
@@ -141,9 +143,10 @@ def test_unknown_method_names_the_methods_and_a_close_match(root: Path) -> None:
         load_scenario(root / "scenarios" / "smoke.yaml", ["method=lfw"])
 
 
-def test_diffusion_objective_is_retired_with_a_warning(root: Path) -> None:
-    """Nothing reads diffusion.objective (the method decides): an old scenario still loads, warned, and the key
-    is gone from the resolved scenario; a stored run's scenario loads without a warning."""
+def test_settings_nothing_reads_are_retired_with_a_warning(root: Path) -> None:
+    """Nothing reads diffusion.objective (the method decides) or federation.evaluate_every_department: an old
+    scenario still loads, warned, and the key is gone from the resolved scenario; a stored run's scenario loads
+    without a warning."""
     import warnings
 
     from c2gr_fed.scenario import validate_scenario
@@ -153,9 +156,11 @@ def test_diffusion_objective_is_retired_with_a_warning(root: Path) -> None:
     with pytest.warns(RetiredSettingWarning, match="diffusion.objective is ignored"):
         sc = load_scenario(smoke, ["diffusion.objective=njd", "method=c2gr"])
     assert sc == load_scenario(smoke) and "objective" not in sc.diffusion.model_dump()
+    with pytest.warns(RetiredSettingWarning, match="federation.evaluate_every_department is ignored"):
+        assert load_scenario(smoke, ["federation.evaluate_every_department=false"]) == sc
     raw = read_yaml(smoke)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")
+        warnings.simplefilter("error", RetiredSettingWarning)
         assert validate_scenario({**raw, "diffusion": {**raw["diffusion"], "objective": "bjd"}}, stored=True) == sc
 
 

@@ -22,6 +22,8 @@ from .schema import Scenario
 RETIRED_SETTINGS: dict[tuple[str, str], str] = {
     ("diffusion", "objective"): "the method decides the diffusion objective (c2gr, c2gr-norups: bjd; c2gr-njd, gr: "
                                 "njd), so nothing read this setting",
+    ("federation", "evaluate_every_department"): "every department always evaluates its own tasks after each round; "
+                                                 "nothing read this setting",
 }
 """Settings that scenarios once declared and nothing reads: tolerated with a warning, then dropped."""
 

@@ -380,7 +380,6 @@ class FederationConfig(StrictModel):
     retries: int = Field(1, ge=0, le=10)
     retry_backoff_s: float = Field(2.0, ge=0)
     on_bad_reply: Literal["stop", "exclude"] = "stop"
-    evaluate_every_department: bool = True
 
 
 class PrivacyConfig(StrictModel):
