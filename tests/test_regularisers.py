@@ -24,14 +24,14 @@ def test_ewc_penalty_is_zero_at_the_anchor_grows_away_from_it_and_pulls_back() -
     torch.manual_seed(0)
     net = torch.nn.Linear(3, 2)
     extras = _ewc_extras(net, fisher=2.0)
-    assert float(ewc_penalty(net, extras)) == 0.0
+    assert float(ewc_penalty(net, extras).detach()) == 0.0
     n_params = sum(p.numel() for p in net.parameters())
     penalties = []
     for shift in (0.1, 0.2):
         with torch.no_grad():
             for n, p in net.named_parameters():
                 p.copy_(extras[f"anchor.{n}"] + shift)
-        penalties.append(float(ewc_penalty(net, extras)))
+        penalties.append(float(ewc_penalty(net, extras).detach()))
         assert penalties[-1] == pytest.approx(2.0 * shift**2 * n_params / 2)  # sum F (theta - theta*)^2 / 2
     assert penalties[1] > penalties[0] > 0
     net.zero_grad()
@@ -39,12 +39,12 @@ def test_ewc_penalty_is_zero_at_the_anchor_grows_away_from_it_and_pulls_back() -
     for n, p in net.named_parameters():  # the gradient F (theta - theta*) points away from the anchor
         torch.testing.assert_close(p.grad, 2.0 * (p.detach() - extras[f"anchor.{n}"]))
     with torch.no_grad():  # so a gradient step moves every parameter back towards it
-        before = float(ewc_penalty(net, extras))
+        before = float(ewc_penalty(net, extras).detach())
         for p in net.parameters():
             p -= 0.1 * p.grad
-    assert float(ewc_penalty(net, extras)) < before
+    assert float(ewc_penalty(net, extras).detach()) < before
     # a parameter without Fisher information (none recorded) is free
-    assert float(ewc_penalty(net, {k: v for k, v in extras.items() if "weight" not in k})) < penalties[1]
+    assert float(ewc_penalty(net, {k: v for k, v in extras.items() if "weight" not in k}).detach()) < penalties[1]
 
 
 def test_lwf_loss_is_zero_for_the_teacher_itself_and_positive_for_another_student(root: Path) -> None:

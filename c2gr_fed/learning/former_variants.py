@@ -74,5 +74,7 @@ def upgrade_former_variant(raw: dict[str, Any]) -> dict[str, Any]:
         node = out.get(section)
         if not isinstance(node, dict):
             node = out[section] = {}
+        if key == "diffusion.replay_masks" and value == "segmentor" and node.get(field) == "gated":
+            continue  # segmentor-labelled variants gated their masks when the scenario asked for it
         node[field] = value
     return out

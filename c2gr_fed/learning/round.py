@@ -266,12 +266,12 @@ def run_round(
 
     t_total = time.perf_counter() - t0
     metrics = RoundMetrics(
-        round=round_index,
-        train_samples=len(train),
-        replay_samples=0 if replay is None else len(replay.images),
-        relabelled_samples=0 if relabelled is None else len(relabelled[0]),
-        steps=step,
-        generator_extra_steps=extra,
+        round=float(round_index),
+        train_samples=float(len(train)),
+        replay_samples=float(0 if replay is None else len(replay.images)),
+        relabelled_samples=float(0 if relabelled is None else len(relabelled[0])),
+        steps=float(step),
+        generator_extra_steps=float(extra),
         loss_seg=sums["seg"] / max(step - extra, 1),
         loss_diffusion=sums["diff"] / max(step - extra, 1),
         loss_diffusion_extra=sums.get("diff_extra", 0.0) / max(extra, 1),
@@ -282,7 +282,7 @@ def run_round(
         time_total_s=t_total,
     )
     if bank is not None:
-        metrics.generator_bank_size = len(bank)
+        metrics.generator_bank_size = float(len(bank))
         metrics.generator_warm_started = float(warm_source is not None)
     if replay is not None and replay.agreement is not None:
         metrics.replay_agreement = float(replay.agreement.mean())

@@ -293,6 +293,7 @@ def load_scenario(path: str | Path, overrides: list[str] | None = None, stored: 
     if overrides:
         raw = apply_overrides(raw, overrides)
         raw = generator_settings_for_method(raw, overrides)
+    raw = drop_retired_settings(raw, str(path), warn=not stored)  # warned once per file, whatever the overrides
     source = str(path) + (f" (with --set {' '.join(overrides)})" if overrides else "")
     return validate_scenario(raw, source, stored=stored)
 
