@@ -99,7 +99,7 @@ def test_resampled_replay_masks_need_a_bjd_method_with_pair_replay(root: Path) -
     """Only BJD trains p(mask | image): replay_masks: resampled is refused for NJD and for image-only replay."""
     smoke = root / "scenarios" / "smoke.yaml"
     assert load_scenario(smoke, ["diffusion.replay_masks=resampled"]).diffusion.replay_masks == "resampled"
-    for method, why in (("c2gr-njd", "trains the NJD"), ("gr", "no pair replay"), ("finetune", "no pair replay")):
+    for method, why in (("c2gr-njd", "trains the NJD"), ("gr", "has no pair replay"), ("finetune", "has no pair replay")):
         with pytest.raises(ScenarioError, match=f"replay_masks is 'resampled' but method '{method}' {why}"):
             load_scenario(smoke, ["diffusion.replay_masks=resampled", f"method={method}"])
 

@@ -63,7 +63,7 @@ def test_lwf_loss_is_zero_for_the_teacher_itself_and_positive_for_another_studen
     x = torch.randn(4, 3, sc.image_size, sc.image_size)
     teacher = _frozen_copy(state)
     torch.manual_seed(1)
-    assert abs(float(lwf_loss(teacher, state, emb, x, n_classes))) < 1e-6
+    assert abs(float(lwf_loss(teacher, state, emb, x, n_classes).detach())) < 1e-6
     with torch.no_grad():
         for p in state.segmentor.parameters():
             p.add_(0.3 * torch.randn_like(p))
