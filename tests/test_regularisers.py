@@ -69,7 +69,7 @@ def test_lwf_loss_is_zero_for_the_teacher_itself_and_positive_for_another_studen
             p.add_(0.3 * torch.randn_like(p))
     torch.manual_seed(1)
     loss = lwf_loss(teacher, state, emb, x, n_classes)
-    assert float(loss) > 1e-4
+    assert float(loss.detach()) > 1e-4
     loss.backward()  # the student learns from it; the teacher is frozen
     assert any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in state.segmentor.parameters())
     assert all(p.grad is None for p in teacher.segmentor.parameters())
