@@ -34,6 +34,7 @@ from stream_cpu import subset_scenario  # noqa: E402
 from c2gr_fed.data.loading import load_task  # noqa: E402
 from c2gr_fed.diffusion import NoiseSchedule, decode_masks, encode_masks, joint_diffusion_loss, sample_pairs  # noqa: E402
 from c2gr_fed.learning.replay import ReplaySet  # noqa: E402
+from c2gr_fed.learning.methods import method_spec  # noqa: E402
 from c2gr_fed.learning.round import Ema  # noqa: E402
 from c2gr_fed.learning.state import build_state  # noqa: E402
 from c2gr_fed.prompts import TaskDescriptor, embed_pool  # noqa: E402
@@ -125,7 +126,7 @@ def main() -> None:
                 idx = torch.randint(0, len(train), (base.training.batch_size,), generator=gen)
                 x, code = train.images[idx], encode_masks(train.masks[idx], K)
                 c = ctx.expand(len(idx), -1, -1)
-                loss = joint_diffusion_loss(den, x, code, c, schedule, objective=opts.get("objective", dc.objective),
+                loss = joint_diffusion_loss(den, x, code, c, schedule, objective=opts.get("objective", method_spec(base.method).objective or "bjd"),
                                             estimator=opts.get("estimator", dc.bjd_estimator))["loss"]
                 opt.zero_grad(set_to_none=True)
                 loss.backward()

@@ -27,6 +27,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from c2gr_fed.diffusion import NoiseSchedule, joint_diffusion_loss
+from c2gr_fed.learning.methods import method_spec
 from c2gr_fed.models import JointDenoiser, PromptedSegmentor, count_parameters, segmentation_loss
 from c2gr_fed.scenario import load_scenario
 
@@ -63,7 +64,7 @@ def count(sc) -> dict[str, float]:
         with torch.no_grad():
             seg(x, ctx)
 
-    passes = 3 if (sc.diffusion.objective == "bjd" and sc.diffusion.bjd_estimator == "full") else 1
+    passes = 3 if (method_spec(sc.method).objective == "bjd" and sc.diffusion.bjd_estimator == "full") else 1
     return {"segmentor_params": count_parameters(seg), "denoiser_params": count_parameters(den),
             "seg_train_flops": _flops(seg_train), "den_train_flops": passes * _flops(den_train_one_pass),
             "den_forward_flops": _flops(den_fwd), "seg_eval_flops": _flops(seg_eval), "bjd_passes": passes}

@@ -35,7 +35,7 @@ from c2gr_fed.text import build_text_encoder
 def generated_pairs(run_dir: Path, pairs: int, seed: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """task name -> (images (N,3,S,S), masks (N,S,S)) from the run's final generator, one prompt per pool entry."""
     sc, state = load_final_state(run_dir)
-    if state.denoiser is None or state.method.replay not in ("pairs", "remask"):
+    if state.denoiser is None or state.method.replay != "pairs":
         raise SystemExit(f"{run_dir}: method {sc.method!r} has no joint image-mask generator")
     enc = build_text_encoder(sc.text_encoder)
     state.prompts.eval()

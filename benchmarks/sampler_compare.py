@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import dataclasses
 import json
 import sys
 import time
@@ -106,8 +105,8 @@ def main() -> None:
         name, steps, *flags = spec.split(":")
         sc_s = with_sampler(sc, name, int(steps))
         st = copy.deepcopy(state)
-        if "remask" in flags:  # masks re-sampled given the generated images (BJD's Eq. 3 branch; c2gr-remask)
-            st.method = dataclasses.replace(st.method, replay="remask")
+        if "remask" in flags:  # masks re-sampled given the generated images (BJD's Eq. 3 branch)
+            sc_s = sc_s.model_copy(update={"diffusion": sc_s.diffusion.model_copy(update={"replay_masks": "resampled"})})
         label = name + (" + remask" if "remask" in flags else "")
         row = {"sampler": label, "steps": int(steps), **score_replay(copy.deepcopy(st), sc_s, a.pairs)}
         if not a.no_round2:

@@ -25,6 +25,7 @@ import torch
 
 from c2gr_fed.diffusion import NoiseSchedule, encode_masks, joint_diffusion_loss, sample_pairs
 from c2gr_fed.learning.device import autocast, pick_device
+from c2gr_fed.learning.methods import method_spec
 from c2gr_fed.models import JointDenoiser, PromptedSegmentor, count_parameters, segmentation_loss
 from c2gr_fed.scenario import Scenario, load_scenario
 
@@ -72,7 +73,7 @@ def measure(sc: Scenario, device: torch.device, batch: int, repeats: int, sample
 
     def den_step() -> None:
         with autocast(device, prec):
-            loss = joint_diffusion_loss(den, x, encode_masks(y, K), ctx, sched, objective=sc.diffusion.objective,
+            loss = joint_diffusion_loss(den, x, encode_masks(y, K), ctx, sched, objective=method_spec(sc.method).objective or "bjd",
                                         estimator=sc.diffusion.bjd_estimator)["loss"]
         opt_d.zero_grad()
         loss.backward()

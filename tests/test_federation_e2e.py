@@ -111,7 +111,7 @@ def _bench_tabulates_gathered_runs(run_root: Path, tmp: Path) -> None:
     summary.write_text(json.dumps({**s, "completed_rounds": 2}))  # an unfinished run must not enter the table
     copy_as("c2gr-njd-seed0", "method=c2gr-njd", "diffusion.sampling_steps=7")  # not what this bench asks for
     buf = io.StringIO()
-    args = argparse.Namespace(scenario=run_root / "scenario.yaml", overrides=[], methods="c2gr,finetune,c2gr-njd",
+    args = argparse.Namespace(scenario=run_root / "scenario.yaml", overrides=[], arms=[("--methods", "c2gr,finetune,c2gr-njd")],
                               seeds="0,1", jobs=1, out=tmp / "gathered" / "bench-smoke", tabulate_only=True,
                               data_root=None)
     assert bench_command(args, Console(file=buf, width=200)) == 0
@@ -161,7 +161,7 @@ def _bench_tabulates_exported_run(run_root: Path, tmp: Path, args) -> None:
     assert sorted(p.relative_to(tmp / "cli-export") for p in (tmp / "cli-export").rglob("*") if p.is_file()) == sorted(written)
     assert not (exported / "c2gr-tagged-seed0" / "run.json").exists()  # this run has none (not started by the CLI)
     buf = io.StringIO()
-    tagged = argparse.Namespace(**{**vars(args), "methods": "c2gr", "seeds": "0", "out": tmp / "from-export" / "t",
+    tagged = argparse.Namespace(**{**vars(args), "arms": [("--methods", "c2gr")], "seeds": "0", "out": tmp / "from-export" / "t",
                                    "runs": exported, "run_name": "{method}-tagged-seed{seed}"})
     assert bench_command(tagged, Console(file=buf, width=200)) == 0
     row = next(r for r in (tmp / "from-export" / "t.md").read_text().splitlines() if r.startswith("| c2gr "))

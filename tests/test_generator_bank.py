@@ -157,10 +157,13 @@ def test_nearest_warm_start_follows_the_prompt_text() -> None:
 
 @pytest.mark.parametrize("overrides, fields", [
     (["method=finetune", "diffusion.generators=bank"], ["diffusion.generators", "finetune"]),
-    (["method=c2gr-vd", "diffusion.generators=bank"], ["diffusion.generators", "c2gr-vd"]),
+    (["training.generator_distill=true", "diffusion.generators=bank"], ["training.generator_distill", "'bank'"]),
     (["diffusion.ema_warmup=true"], ["diffusion.ema_warmup", "diffusion.ema"]),
     (["training.epochs=0"], ["training.epochs", "training.generator_extra_steps"]),
-    (["method=c2gr-vf", "diffusion.replay_masks=gated"], ["diffusion.replay_masks", "c2gr-vf"]),
+    (["diffusion.replay_filter=true", "diffusion.replay_masks=gated"], ["diffusion.replay_filter", "'gated'"]),
+    (["diffusion.replay_masks=resampled", "method=c2gr-njd"], ["diffusion.replay_masks", "c2gr-njd", "NJD"]),
+    (["method=c2gr-vs"], ["method: c2gr with --set diffusion.prediction_type=v_prediction --set "
+                          "diffusion.replay_masks=segmentor"]),
 ])
 def test_settings_that_cannot_work_together_are_refused(tmp_path: Path, overrides: list[str],
                                                         fields: list[str]) -> None:

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from c2gr_fed.errors import ScenarioError
 from c2gr_fed.learning import METHOD_SPECS, wire_schema
 from c2gr_fed.learning.local_stream import run_stream_local
 from c2gr_fed.scenario import load_scenario
 
 FAST = ["training.epochs=1", "diffusion.replay_per_task=4", "diffusion.sampling_steps=2"]
+V = "diffusion.prediction_type=v_prediction"
 
 
 @pytest.mark.parametrize("method", sorted(METHOD_SPECS))
@@ -93,33 +95,105 @@ def test_channels_last_round_matches_the_default_layout(root: Path) -> None:
         assert torch.allclose(torch.from_numpy(v), torch.from_numpy(out[1][2][k]), atol=1e-4), k
 
 
-def test_remask_replay_needs_bjd() -> None:
-    """Only BJD trains p(mask | image); a remask method on NJD is refused when it is declared."""
-    from c2gr_fed.learning.methods import MethodSpec
-
-    with pytest.raises(ValueError, match="BJD"):
-        MethodSpec("bad", "rups", "remask", "njd")
-    assert METHOD_SPECS["c2gr-remask"].objective == "bjd" and METHOD_SPECS["c2gr"].replay == "pairs"
-
-
-def test_schema_and_round_know_the_same_methods() -> None:
-    from c2gr_fed.scenario import METHODS
-
-    assert set(METHODS) == set(METHOD_SPECS)
+def test_resampled_replay_masks_need_a_bjd_method_with_pair_replay(root: Path) -> None:
+    """Only BJD trains p(mask | image): replay_masks: resampled is refused for NJD and for image-only replay."""
+    smoke = root / "scenarios" / "smoke.yaml"
+    assert load_scenario(smoke, ["diffusion.replay_masks=resampled"]).diffusion.replay_masks == "resampled"
+    for method, why in (("c2gr-njd", "trains the NJD"), ("gr", "has no pair replay"), ("finetune", "has no pair replay")):
+        with pytest.raises(ScenarioError, match=f"replay_masks is 'resampled' but method '{method}' {why}"):
+            load_scenario(smoke, ["diffusion.replay_masks=resampled", f"method={method}"])
 
 
-def test_c2gr_v_trains_and_samples_with_v_prediction(root: Path) -> None:
+def test_former_variants_are_methods_with_settings_the_schema_knows(root: Path) -> None:
+    """Every former variant maps to one of the nine methods and to settings that exist; its own name is refused as a
+    method with the exact replacement, and that replacement loads to the scenario its stored runs read as."""
+    from c2gr_fed.learning.former_variants import FORMER_VARIANTS, upgrade_former_variant, variant_overrides
+    from c2gr_fed.scenario import Scenario, scenario_differences, validate_scenario
+    from c2gr_fed.scenario.departures import departures_line
+    from c2gr_fed.scenario.loading import read_yaml
+
+    smoke = root / "scenarios" / "smoke.yaml"
+    assert len(METHOD_SPECS) == 9 and set(FORMER_VARIANTS).isdisjoint(METHOD_SPECS)
+    for name, (method, settings) in FORMER_VARIANTS.items():
+        assert method in METHOD_SPECS, name
+        for key in settings:
+            section, field = key.split(".")
+            assert field in Scenario.model_fields[section].annotation.model_fields, key
+        with pytest.raises(ScenarioError) as err:
+            load_scenario(smoke, [f"method={name}"])
+        text = str(err.value)
+        assert f"method: {method} with" in text and all(f"--set {o}" in text for o in variant_overrides(name))
+        replaced = load_scenario(smoke, [*variant_overrides(name), f"method={method}"])
+        stored = validate_scenario(upgrade_former_variant({**read_yaml(smoke), "method": name}))
+        assert validate_scenario({**read_yaml(smoke), "method": name}, stored=True) == stored
+        assert scenario_differences(stored, replaced) == [] and replaced.method == method
+        assert all(key in departures_line(replaced) for key in settings), departures_line(replaced)
+        assert any(getattr(getattr(replaced, k.split(".")[0]), k.split(".")[1]) != getattr(
+            getattr(load_scenario(smoke), k.split(".")[0]), k.split(".")[1]) for k in settings), name
+
+
+def test_unknown_method_names_the_methods_and_a_close_match(root: Path) -> None:
+    from c2gr_fed.learning.methods import method_spec
+
+    with pytest.raises(ScenarioError, match="did you mean 'c2gr-njd'"):
+        method_spec("c2gr-nj")
+    with pytest.raises(ScenarioError, match="method: c2gr with --set diffusion.prediction_type=v_prediction"):
+        method_spec("c2gr-v")
+    with pytest.raises(ScenarioError, match="did you mean 'lwf'"):
+        load_scenario(root / "scenarios" / "smoke.yaml", ["method=lfw"])
+
+
+def test_settings_nothing_reads_are_retired_with_a_warning(root: Path) -> None:
+    """Nothing reads diffusion.objective (the method decides) or federation.evaluate_every_department: an old
+    scenario still loads, warned, and the key is gone from the resolved scenario; a stored run's scenario loads
+    without a warning."""
+    import warnings
+
+    from c2gr_fed.scenario import validate_scenario
+    from c2gr_fed.scenario.loading import RetiredSettingWarning, read_yaml
+
+    smoke = root / "scenarios" / "smoke.yaml"
+    with pytest.warns(RetiredSettingWarning, match="diffusion.objective is ignored"):
+        sc = load_scenario(smoke, ["diffusion.objective=njd", "method=c2gr"])
+    assert sc == load_scenario(smoke) and "objective" not in sc.diffusion.model_dump()
+    with pytest.warns(RetiredSettingWarning, match="federation.evaluate_every_department is ignored"):
+        assert load_scenario(smoke, ["federation.evaluate_every_department=false"]) == sc
+    raw = read_yaml(smoke)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RetiredSettingWarning)
+        assert validate_scenario({**raw, "diffusion": {**raw["diffusion"], "objective": "bjd"}}, stored=True) == sc
+
+
+def test_bench_arms_name_a_method_a_former_variant_or_a_label_with_settings() -> None:
+    from c2gr_fed.cli.bench_cmd import Arm, parse_arms
+    from c2gr_fed.errors import C2GRError
+
+    arms = parse_arms([("--methods", "c2gr,c2gr-vs"), ("--arm", "v-gr=gr diffusion.prediction_type=v_prediction"),
+                       ("--methods", "finetune")])
+    assert arms == [Arm("c2gr", "c2gr"),
+                    Arm("c2gr-vs", "c2gr", ("diffusion.prediction_type=v_prediction", "diffusion.replay_masks=segmentor")),
+                    Arm("v-gr", "gr", ("diffusion.prediction_type=v_prediction",)), Arm("finetune", "finetune")]
+    assert parse_arms([("--arm", "c2gr-vs=c2gr diffusion.prediction_type=v_prediction diffusion.replay_masks=segmentor")]) \
+        == [arms[1]]
+    with pytest.raises(C2GRError, match="did you mean 'ewc'"):
+        parse_arms([("--methods", "c2gr,ewk")])
+    with pytest.raises(C2GRError, match="repeat"):
+        parse_arms([("--methods", "c2gr"), ("--arm", "c2gr=c2gr diffusion.ema=0.99")])
+    with pytest.raises(C2GRError, match="LABEL=METHOD"):
+        parse_arms([("--arm", "c2gr diffusion.ema=0.99")])
+    with pytest.raises(C2GRError, match="KEY=VALUE"):
+        parse_arms([("--arm", "x=c2gr ema")])
+
+
+def test_prediction_type_setting_trains_and_samples_with_it(root: Path) -> None:
     from c2gr_fed.learning.state import build_state
 
-    sc = load_scenario(root / "scenarios" / "smoke.yaml", FAST)
-    assert build_state(sc, "c2gr").schedule.prediction_type == "epsilon"  # the paper's, by default
-    assert build_state(sc, "c2gr-v").schedule.prediction_type == "v_prediction"
-    sc_x0 = load_scenario(root / "scenarios" / "smoke.yaml", FAST + ["diffusion.prediction_type=sample"])
-    assert build_state(sc_x0, "c2gr").schedule.prediction_type == "sample"
-    assert build_state(sc_x0, "c2gr-v").schedule.prediction_type == "v_prediction"  # the method overrides
-    for m in ("c2gr-vf", "c2gr-vr", "c2gr-vs", "c2gr-vsp", "gr-v"):
-        assert build_state(sc, m).schedule.prediction_type == "v_prediction"
-    assert build_state(sc, "gr").schedule.prediction_type == "epsilon"
+    smoke = root / "scenarios" / "smoke.yaml"
+    assert build_state(load_scenario(smoke, FAST)).schedule.prediction_type == "epsilon"  # the paper's, by default
+    for pt in ("v_prediction", "sample"):
+        for m in ("c2gr", "gr", "c2gr-norups"):
+            sc = load_scenario(smoke, FAST + [f"diffusion.prediction_type={pt}", f"method={m}"])
+            assert build_state(sc).schedule.prediction_type == pt
 
 
 def test_generator_extra_steps_train_the_denoiser_alone(root: Path) -> None:
@@ -153,11 +227,11 @@ def test_generator_extra_steps_train_the_denoiser_alone(root: Path) -> None:
 
 def test_individual_counts_one_model_per_task(root: Path) -> None:
     """The bench's cost column: IndividualTrain keeps a model per task, so it learns n_tasks x the parameters."""
-    from c2gr_fed.cli.bench_cmd import learnable_params
+    from c2gr_fed.cli.bench_cmd import Arm, learnable_params
 
     smoke = root / "scenarios" / "smoke.yaml"
     n_tasks = len(load_scenario(smoke).stream())
-    assert learnable_params(smoke, [], "individual") == n_tasks * learnable_params(smoke, [], "finetune")
+    assert learnable_params(smoke, [], Arm("i", "individual")) == n_tasks * learnable_params(smoke, [], Arm("f", "finetune"))
 
 
 def test_most_agreeing_keeps_the_top_scores_in_order() -> None:
@@ -172,9 +246,9 @@ def test_most_agreeing_keeps_the_top_scores_in_order() -> None:
         most_agreeing(agree, 6)
 
 
-def test_filtering_method_keeps_the_candidates_that_agree_with_the_segmentor(root: Path) -> None:
-    """c2gr-vf samples replay_oversample x the pairs and keeps, per task, exactly those that c2gr-v would have
-    drawn with the same seed and generator and that agree best with the received segmentor."""
+def test_replay_filter_keeps_the_candidates_that_agree_with_the_segmentor(root: Path) -> None:
+    """diffusion.replay_filter samples replay_oversample x the pairs and keeps, per task, exactly those that the
+    unfiltered replay would have drawn with the same seed and generator and that agree best with the segmentor."""
     import torch
 
     from c2gr_fed.learning.replay import most_agreeing, synthesise_replay
@@ -182,17 +256,17 @@ def test_filtering_method_keeps_the_candidates_that_agree_with_the_segmentor(roo
     from c2gr_fed.prompts import TaskDescriptor
     from c2gr_fed.text import build_text_encoder
 
-    base = ["diffusion.sampling_steps=2", "diffusion.chunk_size=64"]
+    base = ["diffusion.sampling_steps=2", "diffusion.chunk_size=64", V]
     sc_f = load_scenario(root / "scenarios" / "smoke.yaml", base + ["diffusion.replay_per_task=2",
-                                                                     "diffusion.replay_oversample=3"])
+                                                                     "diffusion.replay_oversample=3",
+                                                                     "diffusion.replay_filter=true"])
     sc_all = load_scenario(root / "scenarios" / "smoke.yaml", base + ["diffusion.replay_per_task=6"])
     enc = build_text_encoder(sc_f.text_encoder)
-    state = build_state(sc_f, "c2gr-vf")
+    state = build_state(sc_f)
     for task in sc_f.stream()[:2]:
         state.pool.add(TaskDescriptor.from_task(task))
     cpu = torch.device("cpu")
     kept = synthesise_replay(state, sc_f, enc, seed=3, device=cpu)
-    state.method = METHOD_SPECS["c2gr-v"]
     every = synthesise_replay(state, sc_all, enc, seed=3, device=cpu)
     assert kept.task_ids.tolist() == [0, 0, 1, 1] and every.task_ids.tolist() == [0] * 6 + [1] * 6
     assert kept.candidate_agreement == pytest.approx(float(every.agreement.mean()))
@@ -205,12 +279,13 @@ def test_filtering_method_keeps_the_candidates_that_agree_with_the_segmentor(roo
     assert float(kept.agreement.mean()) >= kept.candidate_agreement
 
 
-def test_replay_filtering_needs_pair_replay() -> None:
-    from c2gr_fed.learning.methods import MethodSpec
-
-    with pytest.raises(ValueError, match="pair replay"):
-        MethodSpec("bad", "rups", "images", "njd", filter_replay=True)
-    assert METHOD_SPECS["c2gr-vf"].filter_replay and not METHOD_SPECS["c2gr-v"].filter_replay
+def test_replay_filter_needs_pair_replay_with_generated_masks(root: Path) -> None:
+    smoke = root / "scenarios" / "smoke.yaml"
+    assert load_scenario(smoke, ["diffusion.replay_filter=true", "diffusion.replay_masks=resampled"]).diffusion.replay_filter
+    with pytest.raises(ScenarioError, match="replay_filter is true but method 'gr' has no pair replay"):
+        load_scenario(smoke, ["diffusion.replay_filter=true", "method=gr"])
+    with pytest.raises(ScenarioError, match="replay_filter is true but diffusion.replay_masks is 'segmentor'"):
+        load_scenario(smoke, ["diffusion.replay_filter=true", "diffusion.replay_masks=segmentor"])
 
 
 def test_replay_grid_titles_each_pair_with_its_agreement(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -238,9 +313,10 @@ def test_replay_grid_titles_each_pair_with_its_agreement(tmp_path: Path, monkeyp
     assert titles == ["agree 0.10", "agree 0.25", "agree 0.50", "agree 0.75"]
 
 
-def _replay_beside_c2gr_v(root: Path, method: str) -> tuple:
-    """Replay of `method` for one pooled smoke task (3 pairs, 3 sampling steps, seed 5), then c2gr-v's replay from
-    the same state and seed: (scenario, encoder, state (now c2gr-v), task descriptor, method's replay, c2gr-v's)."""
+def _replay_beside_v(root: Path, setting: str) -> tuple:
+    """Replay for one pooled smoke task (3 pairs, 3 sampling steps, seed 5) of a v-prediction c2gr with `setting`,
+    then the plain v-prediction c2gr replay from the same state and seed: (scenario, encoder, state, task
+    descriptor, replay with the setting, replay without)."""
     import torch
 
     from c2gr_fed.learning.replay import synthesise_replay
@@ -248,26 +324,27 @@ def _replay_beside_c2gr_v(root: Path, method: str) -> tuple:
     from c2gr_fed.prompts import TaskDescriptor
     from c2gr_fed.text import build_text_encoder
 
-    sc = load_scenario(root / "scenarios" / "smoke.yaml", ["diffusion.sampling_steps=3", "diffusion.replay_per_task=3"])
+    base = ["diffusion.sampling_steps=3", "diffusion.replay_per_task=3", V]
+    sc = load_scenario(root / "scenarios" / "smoke.yaml", [*base, setting])
+    plain = load_scenario(root / "scenarios" / "smoke.yaml", base)
     enc = build_text_encoder(sc.text_encoder)
-    state = build_state(sc, method)
+    state = build_state(sc)
     desc = TaskDescriptor.from_task(sc.stream()[0])
     state.pool.add(desc)
     cpu = torch.device("cpu")
     own = synthesise_replay(state, sc, enc, seed=5, device=cpu)
-    state.method = METHOD_SPECS["c2gr-v"]
-    return sc, enc, state, desc, own, synthesise_replay(state, sc, enc, seed=5, device=cpu)
+    return sc, enc, state, desc, own, synthesise_replay(state, plain, enc, seed=5, device=cpu)
 
 
-def test_remask_method_keeps_the_images_and_resamples_the_masks_given_them(root: Path) -> None:
-    """c2gr-vr draws the same images as c2gr-v (same seed, same generator); its masks are the mask-given-image
-    branch's samples on those images (seed + 7919), decoded, not the jointly sampled ones."""
+def test_resampled_masks_keep_the_images_and_resample_the_masks_given_them(root: Path) -> None:
+    """replay_masks: resampled draws the same images as generated masks do (same seed, same generator); its masks
+    are the mask-given-image branch's samples on those images (seed + 7919), decoded, not the jointly sampled ones."""
     import torch
 
     from c2gr_fed.diffusion import decode_masks, sample_masks_given_images
     from c2gr_fed.prompts import embed_pool
 
-    sc, enc, state, desc, remasked, joint = _replay_beside_c2gr_v(root, "c2gr-vr")
+    sc, enc, state, desc, remasked, joint = _replay_beside_v(root, "diffusion.replay_masks=resampled")
     assert torch.equal(remasked.images, joint.images)
     with torch.no_grad():
         ctx = state.prompts(embed_pool(state.pool, enc)).gen[0].expand(3, -1, -1).contiguous()
@@ -279,20 +356,18 @@ def test_remask_method_keeps_the_images_and_resamples_the_masks_given_them(root:
     assert not torch.equal(remasked.masks, joint.masks)
 
 
-def test_segmentor_labelled_method_keeps_the_images_and_takes_the_segmentors_masks(root: Path) -> None:
-    """c2gr-vs draws the same images as c2gr-v (same seed, same BJD generator); its masks are the received
-    segmentor's predictions on those images, as GR's are; its agreement scores the generated masks (c2gr-v's
-    replay masks) against those predictions."""
+def test_segmentor_masks_keep_the_images_and_take_the_segmentors_masks(root: Path) -> None:
+    """replay_masks: segmentor draws the same images as generated masks do (same seed, same BJD generator); its
+    masks are the received segmentor's predictions on those images, as GR's are; its agreement scores the generated
+    masks against those predictions."""
     import torch
 
     from c2gr_fed.learning.replay import _label_with_segmentor
+    from c2gr_fed.metrics import case_dice
     from c2gr_fed.prompts import embed_pool
 
-    assert METHOD_SPECS["c2gr-vs"].objective == "bjd" and METHOD_SPECS["gr-v"].objective == "njd"
-    sc, enc, state, desc, labelled, joint = _replay_beside_c2gr_v(root, "c2gr-vs")
+    sc, enc, state, desc, labelled, joint = _replay_beside_v(root, "diffusion.replay_masks=segmentor")
     assert torch.equal(labelled.images, joint.images)
-    from c2gr_fed.metrics import case_dice
-
     torch.testing.assert_close(labelled.agreement, case_dice(labelled.masks, joint.masks, desc.num_classes))
     state.prompts.eval()
     with torch.no_grad():
@@ -300,39 +375,40 @@ def test_segmentor_labelled_method_keeps_the_images_and_takes_the_segmentors_mas
     assert torch.equal(labelled.masks, _label_with_segmentor(state, labelled.images, seg_tokens, desc.num_classes))
 
 
-def test_replay_masks_setting_turns_c2gr_pair_replay_into_segmentor_labels(root: Path) -> None:
-    from c2gr_fed.learning.state import build_state
+def test_replay_masks_hook_follows_the_setting_for_pair_replay_only(root: Path) -> None:
+    from c2gr_fed.learning.methods import replay_masks
 
-    sc = load_scenario(root / "scenarios" / "smoke.yaml", ["diffusion.replay_masks=segmentor"])
-    assert build_state(sc).method.replay == "images" and build_state(sc).method.name == "c2gr"
-    assert build_state(load_scenario(root / "scenarios" / "smoke.yaml")).method.replay == "pairs"
-    with pytest.raises(Exception, match="replay_masks"):
-        load_scenario(root / "scenarios" / "smoke.yaml", ["diffusion.replay_masks=segmentor", "method=c2gr-vf"])
+    smoke = root / "scenarios" / "smoke.yaml"
+    for setting in ("generated", "segmentor", "gated", "resampled"):
+        dc = load_scenario(smoke, [f"diffusion.replay_masks={setting}"]).diffusion
+        assert replay_masks(METHOD_SPECS["c2gr"], dc) == setting
+        assert replay_masks(METHOD_SPECS["finetune"], dc) == "none"
+        if setting != "resampled":
+            assert replay_masks(METHOD_SPECS["gr"], dc) == ("gated" if setting == "gated" else "segmentor")
 
 
-def test_plain_prompt_variant_differs_from_c2gr_vs_in_the_prompts_only(root: Path) -> None:
-    """c2gr-vsp is c2gr-vs (BJD v generator, segmentor-labelled images) with plain per-task prompts: the generator
-    gets its own projection of each task's text embedding instead of RUPS's shared tokens."""
+def test_c2gr_norups_differs_from_c2gr_in_the_prompts_only(root: Path) -> None:
+    """c2gr-norups is c2gr with plain per-task prompts: the generator gets its own projection of each task's text
+    embedding instead of RUPS's shared tokens."""
     import dataclasses
 
     from c2gr_fed.learning.state import build_state
     from c2gr_fed.prompts.plain import PlainPrompts
 
-    vs, vsp = METHOD_SPECS["c2gr-vs"], METHOD_SPECS["c2gr-vsp"]
-    differing = {f.name for f in dataclasses.fields(vs) if getattr(vs, f.name) != getattr(vsp, f.name)}
-    assert differing == {"name", "prompt_kind", "summary"} and vsp.prompt_kind == "plain"
+    c2gr, norups = METHOD_SPECS["c2gr"], METHOD_SPECS["c2gr-norups"]
+    differing = {f.name for f in dataclasses.fields(c2gr) if getattr(c2gr, f.name) != getattr(norups, f.name)}
+    assert differing == {"name", "prompt_kind", "summary"} and norups.prompt_kind == "plain"
     sc = load_scenario(root / "scenarios" / "smoke.yaml", FAST)
-    assert isinstance(build_state(sc, "c2gr-vsp").prompts, PlainPrompts)
-    assert not isinstance(build_state(sc, "c2gr-vs").prompts, PlainPrompts)
+    assert isinstance(build_state(sc, "c2gr-norups").prompts, PlainPrompts)
+    assert not isinstance(build_state(sc, "c2gr").prompts, PlainPrompts)
 
 
 def test_generator_distillation_trains_the_denoiser_towards_the_received_one(root: Path) -> None:
-    """c2gr-vd: round 0 has no replay and so nothing to distil; in round 1 the distillation loss is reported
-    (a declared metric), and its weight changes the trained denoiser (same seed, weight 0 vs 1)."""
+    """training.generator_distill: round 0 has no replay and so nothing to distil; in round 1 the distillation loss
+    is reported (a declared metric), and its weight changes the trained denoiser (same seed, weight 0 vs 1)."""
     import numpy as np
 
     from c2gr_fed.data.loading import load_task
-    from c2gr_fed.learning.methods import MethodSpec
     from c2gr_fed.learning.round import run_round
     from c2gr_fed.learning.state import build_state
     from c2gr_fed.privacy.schema import schema_for_scenario
@@ -341,7 +417,7 @@ def test_generator_distillation_trains_the_denoiser_towards_the_received_one(roo
     for w in (0.0, 1.0):
         sc = load_scenario(root / "scenarios" / "smoke.yaml", [
             "training.max_steps=2", "training.generator_extra_steps=2", "diffusion.replay_per_task=4",
-            "diffusion.sampling_steps=2", f"training.generator_distill_weight={w}", "method=c2gr-vd"])
+            "diffusion.sampling_steps=2", f"training.generator_distill_weight={w}", "training.generator_distill=true", V])
         state = build_state(sc)
         metrics = []
         for r, task in enumerate(sc.stream()[:2]):
@@ -352,5 +428,5 @@ def test_generator_distillation_trains_the_denoiser_towards_the_received_one(roo
         assert (metrics[1]["loss_generator_distill"] > 0) == (w > 0)
         out[w] = state.arrays()["denoiser"]
     assert any(not np.array_equal(v, out[1.0][k]) for k, v in out[0.0].items())
-    with pytest.raises(ValueError, match="distillation"):
-        MethodSpec("bad", "rups", "none", None, distil_generator=True)
+    with pytest.raises(ScenarioError, match="generator_distill is true but method 'ewc' trains no generator"):
+        load_scenario(root / "scenarios" / "smoke.yaml", ["training.generator_distill=true", "method=ewc"])

@@ -6,6 +6,7 @@ import hashlib
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from c2gr_fed.prompts import (
     ATTRIBUTES,
@@ -298,12 +299,21 @@ def test_permutation_equivariance(kind):
 
 
 def test_new_task_changes_old_prompts_only_through_relations():
-    """Adding a task changes earlier tasks' prompts (they attend to it) but keeps their rows in place."""
+    """Adding a task changes earlier tasks' prompts (they attend to it) but nothing else of theirs: their node
+    embeddings stay, their attention among themselves keeps its proportions (one new column joins each softmax),
+    and giving the new column no weight gives back the four-task prompts exactly."""
     torch.manual_seed(0)
     g = RUPSPromptGraph(E, CFG)
-    four = g(_emb(4)).seg
-    five = g(_emb(5)).seg
-    assert five.shape[0] == 5 and not torch.allclose(four, five[:4])
+    with torch.no_grad():
+        four, five = g._graph(_emb(4)), g._graph(_emb(5))
+        assert five["p"].shape[0] == 5 and not torch.allclose(four["p"], five["p"][:4])
+        torch.testing.assert_close(five["h"][:4], four["h"])  # the old nodes are the old nodes
+        old = five["alpha"][:, :4, :4]
+        assert bool((five["alpha"][:, :4, 4] > 0).all())  # every old task attends to the new one
+        torch.testing.assert_close(old / old.sum(-1, keepdim=True), four["alpha"])
+        # without the new task's column, the old tasks' relation embeddings and prompts are the four-task ones
+        z = F.leaky_relu((old / old.sum(-1, keepdim=True)) @ five["h"][:4], CFG.leaky_slope)
+        torch.testing.assert_close(z, four["z"])
 
 
 def test_unknown_kind_and_bad_embeddings():

@@ -6,22 +6,29 @@ Each run is a full `c2gr-fed run` in its own process (its own Ray), so a failure
 several bench commands gathered into one folder) and names every (method, seed) it did not find complete.
 `--runs DIR --run-name PATTERN` point it at another folder and naming, for instance the exported runs committed
 under benchmarks/results (`--run-name '{method}-genx400-seed{seed}'`).
+
+An arm of the table is a method, a former method variant (`--methods c2gr-v`: its method with its settings,
+labelled by the former name; c2gr_fed.learning.former_variants), or a label with a method and settings
+(`--arm 'c2gr-v=c2gr diffusion.prediction_type=v_prediction'`). `{method}` in a run name is the arm's label.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
 
 from ..errors import C2GRError
-from ..learning import METHOD_SPECS
+from ..learning.former_variants import FORMER_VARIANTS, unknown_method_message, variant_overrides
+from ..learning.methods import METHOD_SPECS
 from ..scenario import load_scenario, scenario_differences
 from .main import data_root_of
 
@@ -32,22 +39,84 @@ EXECUTION_ONLY = frozenset({"training.threads", "privacy.memorisation_audit", "f
                             "federation.retries"})
 
 
-def learnable_params(scenario_path: Path, overrides: list[str], method: str) -> int:
-    from ..learning import build_state
+@dataclass(frozen=True)
+class Arm:
+    """One row of the bench table: its label, the method it runs and the settings it adds (`--set` overrides)."""
 
-    sc = load_scenario(scenario_path, [*overrides, f"method={method}"])
+    label: str
+    method: str
+    overrides: tuple[str, ...] = ()
+
+    def scenario_overrides(self) -> list[str]:
+        """The arm's settings and its method, as overrides after the bench's own."""
+        return [*self.overrides, f"method={self.method}"]
+
+
+_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+
+
+def parse_arms(options: list[tuple[str, str]]) -> list[Arm]:
+    """The bench's arms, in command-line order, from ("--methods", "a,b,...") and ("--arm", "LABEL=METHOD
+    KEY=VALUE ...") pairs. A `--methods` name is a method, or a former variant (its method and settings, labelled
+    by the former name). Labels must be unique."""
+    out: list[Arm] = []
+    for option, text in options:
+        out.extend(_methods_arms(text) if option == "--methods" else [_arm(text)])
+    if not out:
+        raise C2GRError("bench needs --methods or at least one --arm")
+    labels = [a.label for a in out]
+    repeated = sorted({x for x in labels if labels.count(x) > 1})
+    if repeated:
+        raise C2GRError(f"arm labels repeat: {repeated}; give each arm its own label")
+    return out
+
+
+def _methods_arms(text: str) -> list[Arm]:
+    out = []
+    for name in [m.strip() for m in text.split(",") if m.strip()]:
+        if name in METHOD_SPECS:
+            out.append(Arm(name, name))
+        elif name in FORMER_VARIANTS:
+            out.append(Arm(name, FORMER_VARIANTS[name][0], tuple(variant_overrides(name))))
+        else:
+            raise C2GRError(f"--methods: {unknown_method_message(name)}; a former variant's name (c2gr-v, ...) "
+                            "or --arm 'LABEL=METHOD KEY=VALUE ...' names an arm with settings")
+    return out
+
+
+def _arm(text: str) -> Arm:
+    label, sep, rest = text.partition("=")
+    words = rest.split()
+    if not sep or not _LABEL.match(label.strip()) or not words:
+        raise C2GRError(f"--arm {text!r}: expected 'LABEL=METHOD KEY=VALUE ...', e.g. "
+                        "'c2gr-v=c2gr diffusion.prediction_type=v_prediction' (the label: letters, digits, '_.+-')")
+    method, settings = words[0], words[1:]
+    if method not in METHOD_SPECS:
+        raise C2GRError(f"--arm {text!r}: {unknown_method_message(method)}")
+    bad = [w for w in settings if "=" not in w]
+    if bad:
+        raise C2GRError(f"--arm {text!r}: settings are KEY=VALUE, got {bad}")
+    return Arm(label.strip(), method, tuple(settings))
+
+
+def learnable_params(scenario_path: Path, overrides: list[str], arm: Arm) -> int:
+    from ..learning import build_state
+    from ..learning.methods import fresh_model_each_task
+
+    sc = load_scenario(scenario_path, [*overrides, *arm.scenario_overrides()])
     state = build_state(sc)
     n = sum(p.numel() for m in state.modules().values() for p in m.parameters() if p.requires_grad)
-    if state.method.name == "individual":  # IndividualTrain trains (and keeps) one model per task of the stream
+    if fresh_model_each_task(state.method):  # IndividualTrain trains (and keeps) one model per task of the stream
         n *= len(sc.stream())
     return n
 
 
 def bench_command(args: argparse.Namespace, console: Console) -> int:
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in METHOD_SPECS]
-    if unknown:
-        raise C2GRError(f"unknown methods {unknown}; methods: {', '.join(METHOD_SPECS)}")
+    arms = parse_arms(list(getattr(args, "arms", None) or []))
+    by_label = {a.label: a for a in arms}
+    for a in arms:
+        if a.overrides:
+            console.print(f"  arm {a.label}: method {a.method} with {' '.join('--set ' + o for o in a.overrides)}")
     seeds = [int(s) for s in str(args.seeds).split(",")]
     sc = load_scenario(args.scenario, args.overrides)  # validate once, before anything runs
     out: Path = args.out or Path("benchmarks/results") / f"bench-{sc.name}"
@@ -65,16 +134,18 @@ def bench_command(args: argparse.Namespace, console: Console) -> int:
     # every run gets the data root explicitly (absolute: the runs may resolve paths elsewhere)
     root_args = ["--data-root", str(data_root.expanduser().resolve())] if data_root is not None else []
     jobs = []
-    for m in methods:
+    for arm in arms:
+        m = arm.label
         for s in seeds:
             run_dir = runs_root / run_name.format(method=m, seed=s)
-            cmd = [sys.executable, "-m", "c2gr_fed.cli.main", "run", str(args.scenario), "--method", m,
-                   "--set", f"seed={s}", *[a for o in args.overrides for a in ("--set", o)], "--out", str(run_dir),
-                   *root_args]
+            cmd = [sys.executable, "-m", "c2gr_fed.cli.main", "run", str(args.scenario), "--method", arm.method,
+                   "--set", f"seed={s}", *[a for o in [*args.overrides, *arm.overrides] for a in ("--set", o)],
+                   "--out", str(run_dir), *root_args]
             if (run_dir / "checkpoints" / "latest.json").exists():
                 cmd = [sys.executable, "-m", "c2gr_fed.cli.main", "run", "--resume", str(run_dir), *root_args]
             jobs.append((m, s, run_dir, cmd))
-    diffs = {(m, s): _settings_mismatch(run_dir, args.scenario, args.overrides, m, s) for m, s, run_dir, _ in jobs}
+    diffs = {(m, s): _settings_mismatch(run_dir, args.scenario, args.overrides, by_label[m], s)
+             for m, s, run_dir, _ in jobs}
     mismatched = {k: learning for k, d in diffs.items() if (learning := [f for f in d if f not in EXECUTION_ONLY])}
     for (m, s), d in diffs.items():
         if d and (m, s) not in mismatched:
@@ -86,7 +157,7 @@ def bench_command(args: argparse.Namespace, console: Console) -> int:
             f"{runs_root / run_name.format(method=m, seed=s)} was run with other settings than this command asks for "
             f"({_fields(diff)}); resuming or reusing it would mix settings in one table. Give another --out or "
             "remove that run directory")
-    console.print(f"bench: {len(methods)} methods x {len(seeds)} seeds = {len(jobs)} runs -> {runs_root}")
+    console.print(f"bench: {len(arms)} arms x {len(seeds)} seeds = {len(jobs)} runs -> {runs_root}")
 
     def run_one(job):
         m, s, run_dir, cmd = job
@@ -117,12 +188,12 @@ def bench_command(args: argparse.Namespace, console: Console) -> int:
                 failed.append((m, s))
     from ..reporting.bench import bench_table
 
-    by_method = {m: [r for mm, s, r, _ in jobs if mm == m and (mm, s) not in failed] for m in methods}
+    by_method = {a.label: [r for mm, s, r, _ in jobs if mm == a.label and (mm, s) not in failed] for a in arms}
     by_method = {m: v for m, v in by_method.items() if v}
     if not by_method:
         raise C2GRError(f"no complete run to tabulate in {runs_root}" if tabulate_only
                         else "every run failed; see the logs beside the run directories")
-    params = {m: learnable_params(args.scenario, args.overrides, m) for m in by_method}
+    params = {m: learnable_params(args.scenario, args.overrides, by_label[m]) for m in by_method}
     bench_table(by_method, params, out)
     cmdline = "c2gr-fed " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     _record_command(out.with_name(out.name + ".command.txt"), cmdline)
@@ -145,14 +216,15 @@ def _log_path(run_dir: Path) -> Path:
     return run_dir.with_name(run_dir.name + ".log")
 
 
-def _settings_mismatch(run_dir: Path, scenario: Path, overrides: list[str], method: str, seed: int) -> list[str]:
-    """Settings in which an existing run directory's own scenario differs from what the bench asks for."""
+def _settings_mismatch(run_dir: Path, scenario: Path, overrides: list[str], arm: Arm, seed: int) -> list[str]:
+    """Settings in which an existing run directory's own scenario differs from what the bench asks for (a run
+    stored under a former variant's name reads as that variant's method and settings)."""
     saved = run_dir / "scenario.yaml"
     if not saved.exists():
         return []
-    expected = load_scenario(scenario, [*overrides, f"seed={seed}", f"method={method}"])
+    expected = load_scenario(scenario, [*overrides, f"seed={seed}", *arm.scenario_overrides()])
     try:
-        return scenario_differences(load_scenario(saved), expected)
+        return scenario_differences(load_scenario(saved, stored=True), expected)
     except C2GRError as exc:
         return [f"unreadable scenario.yaml: {exc}"]
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from rich.console import Console
 
 from ..errors import C2GRError
+from ..learning.methods import METHOD_SPECS
 
 # Width of the output when it is not a terminal (CI logs, `tee`, a file): wide enough that no table wraps its
 # columns, and no message is broken across lines; a terminal keeps its own width.
@@ -25,6 +26,16 @@ def make_console(stderr: bool = False) -> Console:
 
 console = make_console(stderr=False)
 err_console = make_console(stderr=True)
+
+
+class _OrderedArms(argparse.Action):
+    """Collects `--methods` and `--arm` values into one list of (option, value), in command-line order, so the
+    table's rows follow the command."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values, option_string=None):
+        items = list(getattr(namespace, self.dest, None) or [])
+        items.append((option_string, values))
+        setattr(namespace, self.dest, items)
 
 
 def _add_scenario_args(p: argparse.ArgumentParser, optional: bool = False) -> None:
@@ -57,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run the task stream through the federated simulator")
     _add_scenario_args(p, optional=True)
-    p.add_argument("--method", default=None, help="learning method (overrides the scenario's)")
+    p.add_argument("--method", default=None,
+                   help=f"learning method, overrides the scenario's: {', '.join(METHOD_SPECS)} (docs/methods.md)")
     p.add_argument("--out", type=Path, default=None, help="run directory (default: runs/<scenario>-<method>-<time>)")
     p.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR", help="continue a run after its last complete round")
     p.add_argument("--verbose", action="store_true", help="show tracebacks and Flower/Ray logs")
@@ -73,7 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="run several methods (and seeds) and write the Table-1-style comparison")
     _add_scenario_args(p)
-    p.add_argument("--methods", required=True, help="comma-separated, e.g. c2gr,finetune,ewc,gr,c2gr-njd,c2gr-norups,joint")
+    p.add_argument("--methods", dest="arms", action=_OrderedArms, default=[],
+                   help=f"comma-separated arms: methods ({', '.join(METHOD_SPECS)}) or former variants' names "
+                   "(docs/methods.md), each a row labelled by its name")
+    p.add_argument("--arm", dest="arms", action=_OrderedArms, default=[], metavar="'LABEL=METHOD KEY=VALUE ...'",
+                   help="an arm with settings, e.g. --arm 'c2gr-v=c2gr diffusion.prediction_type=v_prediction' "
+                   "(repeatable; rows follow the order of --methods and --arm on the command line)")
     p.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
     p.add_argument("--jobs", type=int, default=1, help="runs at once (each starts its own Ray)")
     p.add_argument("--out", type=Path, default=None, help="output stem (default benchmarks/results/bench-<scenario>)")

@@ -164,7 +164,7 @@ def _run_locked(args: argparse.Namespace, console: Console, verbose: bool, scena
     atomic_write_text(run.run_json, json.dumps(info, indent=1))
     console.print(f"run directory: [bold]{run.root}[/]")
     if spec.breaks_locality:
-        console.print("[yellow]method 'joint' is a reference bound that BREAKS DATA LOCALITY[/]")
+        console.print(f"[yellow]method {spec.name!r} is a reference bound that BREAKS DATA LOCALITY[/]")
 
     stop = StopSwitch(run.progress)
     stop.clear()  # a stop file an earlier session left behind

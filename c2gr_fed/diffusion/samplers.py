@@ -16,22 +16,25 @@ import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 from torch import Tensor, nn
 
+from ..scenario.schema import SAMPLERS
 from .schedule import NoiseSchedule
 
-SAMPLERS = ("ddpm", "ddim", "dpmsolver++")
+_SCHEDULERS: dict[str, Callable[[dict], object]] = {
+    "ddpm": lambda base: DDPMScheduler(**base, clip_sample=True, clip_sample_range=1.0),
+    "ddim": lambda base: DDIMScheduler(**base, clip_sample=True, clip_sample_range=1.0),
+    "dpmsolver++": lambda base: DPMSolverMultistepScheduler(**base, algorithm_type="dpmsolver++", solver_order=2),
+}
+"""The diffusers scheduler of every sampler the scenario schema names (SAMPLERS): one per name, checked here."""
+if tuple(_SCHEDULERS) != SAMPLERS:  # pragma: no cover - a sampler named without a scheduler, or the reverse
+    raise ImportError(f"samplers implemented {tuple(_SCHEDULERS)} differ from the scenario schema's {SAMPLERS}")
 
 
 def make_scheduler(schedule: NoiseSchedule, sampler: str, steps: int):
     """A fresh diffusers scheduler for `sampler` with `steps` reverse steps ('trailing' spacing: starts at T-1)."""
     base = dict(schedule.to_diffusers_config(), timestep_spacing="trailing")
-    if sampler == "ddpm":
-        sched = DDPMScheduler(**base, clip_sample=True, clip_sample_range=1.0)
-    elif sampler == "ddim":
-        sched = DDIMScheduler(**base, clip_sample=True, clip_sample_range=1.0)
-    elif sampler == "dpmsolver++":
-        sched = DPMSolverMultistepScheduler(**base, algorithm_type="dpmsolver++", solver_order=2)
-    else:
+    if sampler not in _SCHEDULERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    sched = _SCHEDULERS[sampler](base)
     if not 1 <= steps <= schedule.num_timesteps:
         raise ValueError(f"steps must lie in 1..{schedule.num_timesteps}, got {steps}")
     sched.set_timesteps(steps)

@@ -159,7 +159,7 @@ class Coordinator:
         guarded = GuardedGrid(self.grid, schema, log, self._department_of_node, self.settings.should_stop)
         self._guarded = guarded
         self.discover(guarded)
-        individual = state.method.name == "individual"
+        individual = state.method.model_per_task  # IndividualTrain
         bank = _bank_from_arrays(ck.arrays, ck.extra) if (individual and ck is not None) else {}
 
         for r in range(start, len(stream)):

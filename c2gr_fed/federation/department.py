@@ -17,7 +17,8 @@ from flwr.app import ConfigRecord, Context, Message, MetricRecord
 from ..data.loading import load_task
 from ..data.types import TaskData
 from ..errors import FederationError, PrivacyViolation, StopRequested
-from ..learning import build_state, evaluate_task, run_round, wire_schema
+from ..learning import build_state, evaluate_task, run_round
+from ..learning.methods import round_data
 from ..privacy import WireSchema
 from ..runs.stop import stop_file
 from ..scenario import Scenario
@@ -137,11 +138,9 @@ def handle_train(settings: AppSettings, msg: Message, context: Context) -> Messa
     state = build_state(scenario)
     load_state_from_content(state, msg.content)
     train = load_task(scenario, task, "train", _data_root(settings))
-    past = None
-    if state.method.breaks_locality:  # `joint` reference bound: all real data in one place, by design
-        names = [t.name for t in scenario.stream()]
-        seen = scenario.stream()[: names.index(task_name)]  # tasks up to this one, never future tasks
-        past = [(t, load_task(scenario, t, "train", _data_root(settings))) for t in seen]
+    stream = scenario.stream()  # `joint` sees the real data of the tasks up to this one, never future tasks
+    past = round_data(state.method, stream, [t.name for t in stream].index(task_name),
+                      lambda t: load_task(scenario, t, "train", _data_root(settings)))
     result = run_round(state, task, train, scenario, round_index,
                        progress=_progress_writer(settings, dept, round_index, task_name), past_data=past)
     if result.replay_preview is not None:

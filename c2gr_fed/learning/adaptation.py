@@ -26,11 +26,11 @@ def adapt(run_dirs: list[Path], downstream: Scenario, epochs: int = 20, lr: floa
     """Dice per downstream task for each initialisation: 'scratch' and each run (labelled by its method)."""
     if not run_dirs:
         raise RunDirError("adapt needs at least one run directory")
-    base = load_scenario(RunDir(run_dirs[0]).scenario)
+    base = load_scenario(RunDir(run_dirs[0]).scenario, stored=True)
     sc = adaptation_scenario(base, downstream, epochs, lr)
     inits: list[tuple[str, Path | None]] = ([("scratch", None)] if scratch else [])
     for rd in run_dirs:
-        run_sc = load_scenario(RunDir(rd).scenario)
+        run_sc = load_scenario(RunDir(rd).scenario, stored=True)
         if run_sc.model != base.model or run_sc.image_size != base.image_size:
             raise RunDirError(f"{rd}: its model settings differ from {run_dirs[0]}; adapt compares same-architecture runs")
         inits.append((f"{run_sc.method} ({Path(rd).name})", Path(rd)))

@@ -17,7 +17,7 @@ def load_final_state(run_dir: Path) -> tuple[Scenario, LearnerState]:
     rd = RunDir(Path(run_dir))
     if not rd.scenario.exists():
         raise RunDirError(f"{run_dir}: not a run directory (no {rd.scenario.name})")
-    sc = load_scenario(rd.scenario)
+    sc = load_scenario(rd.scenario, stored=True)
     ck = load_checkpoint(rd.checkpoints)
     if ck is None:
         raise RunDirError(f"{run_dir}: no checkpoint (the run completed no round)")

@@ -15,6 +15,7 @@ import torch
 from ..data.loading import load_task
 from ..metrics import TrainTestMatrix, stream_metrics
 from ..scenario import Scenario
+from .methods import fresh_model_each_task, round_data
 from .round import RoundResult, evaluate_task, run_round
 from .state import LearnerState, build_state
 
@@ -33,15 +34,13 @@ def run_stream_local(
     matrix = TrainTestMatrix([t.name for t in stream])
     state = build_state(scenario)
     rounds: list[dict[str, float]] = []
-    individual = state.method.name == "individual"
+    individual = fresh_model_each_task(state.method)
     bank: dict[str, LearnerState] = {}
     for r, task in enumerate(stream):
         t0 = time.perf_counter()
         if individual:  # IndividualTrain: a fresh model per task, each task evaluated with its own
             state = build_state(scenario)
-        past = None
-        if state.method.breaks_locality:
-            past = [(t, load_task(scenario, t, "train", data_root)) for t in stream[:r]]  # seen tasks only
+        past = round_data(state.method, stream, r, lambda t: load_task(scenario, t, "train", data_root))
         result = run_round(state, task, load_task(scenario, task, "train", data_root), scenario, r, past_data=past)
         if individual:
             bank[task.name] = state

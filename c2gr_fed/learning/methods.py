@@ -1,94 +1,153 @@
-"""The learning methods behind one round interface, described by what they use.
+"""The learning methods of the paper's table, and the hooks through which the round asks them what to do.
 
-A method is a small record, not a class hierarchy: the round reads which prompt module, which diffusion
-objective, what replay and which regulariser it needs. `joint` is a reference bound that breaks data locality.
+A method is a small record, not a class hierarchy: which prompt module, which diffusion objective, what replay,
+which regulariser and which real data a round may see. Everything else that changes how a method learns
+(prediction type, where replay masks come from, replay filtering, generator distillation, generator design) is a
+scenario setting, so it composes with every method that it applies to.
+
+The round calls these hooks and has no branch on a method's name:
+    replay_masks(spec, diffusion)  where the replay masks come from (none, generated, segmentor, gated, resampled);
+    needs_teacher(spec, scenario, has_replay)  whether the round keeps a frozen copy of the received state;
+    extra_loss(...)                the method's loss term beside L_seg (+ L_diffusion) on one batch;
+    after_round(...)               the method's step after training (EWC's Fisher and anchors);
+    round_data(spec, stream, r, load)  the other tasks' real data a round may see (`joint` only);
+    fresh_model_each_task(spec)    whether every task gets a model of its own (`individual`).
+Adding a method adds a row to METHOD_SPECS and, where it needs a new mechanism, a branch in one of these hooks.
+
+This module imports nothing from c2gr_fed at import time except the error types, so the scenario schema can
+derive its method names from METHOD_SPECS.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Callable, Literal, TypeVar
 
 from ..errors import ScenarioError
+
+if TYPE_CHECKING:  # pragma: no cover - types only
+    import torch
+
+    from .state import LearnerState
+
+ReplayMasks = Literal["none", "generated", "segmentor", "gated", "resampled"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class MethodSpec:
     name: str
     prompt_kind: Literal["rups", "plain"]
-    replay: Literal["none", "pairs", "remask", "images"]
-    """pairs: C2GR image-mask replay; remask: C2GR images whose masks are re-sampled from the clean generated
-    image with BJD's mask-given-image branch; images: masks from the received segmentor's predictions on the
-    generated images (GR; with the BJD objective, c2gr-vs); none: no replay."""
+    replay: Literal["none", "pairs", "images"]
+    """pairs: C2GR image-mask replay (masks per diffusion.replay_masks); images: GR's image-only replay, masks from
+    the received segmentor's predictions on the generated images; none: no replay."""
     objective: Literal["bjd", "njd"] | None
     """diffusion objective of the generator, None when the method trains no generator."""
     regulariser: Literal["none", "ewc", "lwf"] = "none"
-    breaks_locality: bool = False
+    data: Literal["own", "seen"] = "own"
+    """real data a round may see: its department's own current task (own), or every task seen so far (seen:
+    the `joint` reference bound, which breaks data locality)."""
+    model_per_task: bool = False
+    """every task trains a fresh model of its own and is evaluated with it (`individual`)."""
     summary: str = ""
-    prediction_type: Literal["epsilon", "v_prediction", "sample"] | None = None
-    """what the generator predicts; None: the scenario's diffusion.prediction_type (epsilon, the paper's, by
-    default). A method that sets it overrides the scenario."""
-    filter_replay: bool = False
-    """sample diffusion.replay_oversample candidates per replay pair and keep those whose mask agrees best with
-    the received segmentor's prediction on the generated image."""
-    distil_generator: bool = False
-    """train the denoiser to also match the received (frozen) denoiser's outputs on noised replay, with the
-    earlier prompts (generative distillation; training.generator_distill_weight)."""
-
-    def __post_init__(self) -> None:
-        if self.replay == "remask" and self.objective != "bjd":
-            raise ValueError(f"method {self.name!r}: remask replay needs the BJD objective (NJD never trains "
-                             "the mask-given-image branch)")
-        if self.filter_replay and self.replay not in ("pairs", "remask"):
-            raise ValueError(f"method {self.name!r}: replay filtering scores generated masks, so it needs pair "
-                             f"replay, not {self.replay!r}")
-        if self.distil_generator and (self.objective is None or self.replay == "none"):
-            raise ValueError(f"method {self.name!r}: generator distillation needs a trained generator and replay "
-                             "to distil on")
 
     @property
     def trains_generator(self) -> bool:
         return self.objective is not None
+
+    @property
+    def breaks_locality(self) -> bool:
+        return self.data == "seen"
 
 
 METHOD_SPECS: dict[str, MethodSpec] = {
     "c2gr": MethodSpec("c2gr", "rups", "pairs", "bjd", summary="C2GR: BJD image-mask replay + RUPS unified prompt (the paper)"),
     "c2gr-njd": MethodSpec("c2gr-njd", "rups", "pairs", "njd", summary="C2GR w/o BJD: naive joint diffusion"),
     "c2gr-norups": MethodSpec("c2gr-norups", "plain", "pairs", "bjd", summary="C2GR w/o RUPS: plain text prompts, separate projections"),
-    "c2gr-remask": MethodSpec("c2gr-remask", "rups", "remask", "bjd",
-                              summary="C2GR + masks re-sampled given the generated image (BJD Eq. 3 branch; beyond the paper)"),
-    "c2gr-v": MethodSpec("c2gr-v", "rups", "pairs", "bjd", prediction_type="v_prediction",
-                         summary="C2GR whose generator predicts v instead of the noise (beyond the paper)"),
-    "c2gr-vf": MethodSpec("c2gr-vf", "rups", "pairs", "bjd", prediction_type="v_prediction", filter_replay=True,
-                          summary="c2gr-v + replay pairs filtered by agreement with the received segmentor "
-                                  "(beyond the paper)"),
-    "c2gr-vr": MethodSpec("c2gr-vr", "rups", "remask", "bjd", prediction_type="v_prediction",
-                          summary="c2gr-v whose replay masks are re-sampled given the clean generated image with "
-                                  "BJD's mask-given-image branch (beyond the paper)"),
-    "c2gr-vd": MethodSpec("c2gr-vd", "rups", "pairs", "bjd", prediction_type="v_prediction", distil_generator=True,
-                          summary="c2gr-v whose denoiser also distils the received denoiser on noised replay "
-                                  "(generative distillation; beyond the paper)"),
-    "c2gr-vs": MethodSpec("c2gr-vs", "rups", "images", "bjd", prediction_type="v_prediction",
-                          summary="c2gr-v whose replay masks are the received segmentor's predictions on the "
-                                  "generated images, as in GR (coupled BJD generator, GR labels; beyond the paper)"),
-    "c2gr-vsp": MethodSpec("c2gr-vsp", "plain", "images", "bjd", prediction_type="v_prediction",
-                           summary="c2gr-vs with c2gr-norups's plain text prompts: each task's own text embedding, "
-                                   "site included, conditions the generator, where RUPS merges tasks whose modality, "
-                                   "region and objective coincide (beyond the paper)"),
     "finetune": MethodSpec("finetune", "rups", "none", None, summary="FineTune: current task only"),
     "ewc": MethodSpec("ewc", "rups", "none", None, regulariser="ewc", summary="EWC on the segmentor"),
     "lwf": MethodSpec("lwf", "rups", "none", None, regulariser="lwf", summary="LwF: distil the previous segmentor on current images"),
     "gr": MethodSpec("gr", "rups", "images", "njd", summary="GR: image-only replay, masks from the previous segmentor"),
-    "gr-v": MethodSpec("gr-v", "rups", "images", "njd", prediction_type="v_prediction",
-                       summary="GR whose generator predicts v (beyond the paper; the image-only control for c2gr-v)"),
-    "joint": MethodSpec("joint", "rups", "none", None, breaks_locality=True,
+    "joint": MethodSpec("joint", "rups", "none", None, data="seen",
                         summary="JointTrain: all tasks' real data together (reference bound, BREAKS DATA LOCALITY)"),
-    "individual": MethodSpec("individual", "rups", "none", None, summary="IndividualTrain: one segmentor per task (reference)"),
+    "individual": MethodSpec("individual", "rups", "none", None, model_per_task=True,
+                             summary="IndividualTrain: one segmentor per task (reference)"),
 }
+
+NO_GENERATOR_METHODS: tuple[str, ...] = tuple(n for n, s in METHOD_SPECS.items() if not s.trains_generator)
+"""Methods that train no generator: the diffusion section's generator settings do not apply to them."""
 
 
 def method_spec(name: str) -> MethodSpec:
     try:
         return METHOD_SPECS[name]
     except KeyError:
-        raise ScenarioError(f"unknown method {name!r}; methods: {', '.join(METHOD_SPECS)}") from None
+        from .former_variants import unknown_method_message
+
+        raise ScenarioError(unknown_method_message(name)) from None
+
+
+# ------------------------------------------------------------------------------------------------------ hooks
+
+
+def replay_masks(spec: MethodSpec, diffusion: Any) -> ReplayMasks:
+    """Where the replay masks of `spec` come from under the scenario's `diffusion` section.
+
+    none: the method does not replay; pair replay follows diffusion.replay_masks (generated: the paper's coupled
+    masks; segmentor: the received segmentor's predictions on the generated images; gated: those predictions
+    where they agree with the generated masks; resampled: masks re-sampled given the clean generated image by
+    BJD's mask-given-image branch); image-only replay (GR) takes the segmentor's predictions (gated if asked).
+    """
+    if spec.replay == "none":
+        return "none"
+    if spec.replay == "images":
+        return "gated" if diffusion.replay_masks == "gated" else "segmentor"
+    return diffusion.replay_masks
+
+
+def needs_teacher(spec: MethodSpec, scenario: Any, has_replay: bool) -> bool:
+    """Whether a round keeps a frozen copy of the received state: LwF's teacher segmentor, or the received single
+    denoiser that training.generator_distill distils on the round's replay (`has_replay`)."""
+    distils = (scenario.training.generator_distill and has_replay and spec.trains_generator
+               and scenario.diffusion.generators == "single")
+    return spec.regulariser == "lwf" or bool(distils)
+
+
+def extra_loss(spec: MethodSpec, state: "LearnerState", previous: "LearnerState | None", scenario: Any, emb: Any,
+               x: "torch.Tensor", n_classes_pool: "torch.Tensor") -> "torch.Tensor | None":
+    """The method's regulariser on one batch x (B, 3, H, W), weighted by its scenario weight; None when it has
+    none (or nothing to regularise towards yet: the first task)."""
+    tc = scenario.training
+    if spec.regulariser == "ewc" and state.extras:
+        from .regularisers import ewc_penalty
+
+        return tc.ewc_lambda * ewc_penalty(state.segmentor, state.extras)
+    if spec.regulariser == "lwf" and previous is not None and len(state.pool) > 1:
+        from .regularisers import lwf_loss
+
+        return tc.distill_weight * lwf_loss(previous, state, emb, x, n_classes_pool)
+    return None
+
+
+def after_round(spec: MethodSpec, state: "LearnerState", images: "torch.Tensor", masks: "torch.Tensor",
+                task_ids: "torch.Tensor", emb: Any, n_classes_pool: "torch.Tensor", device: "torch.device") -> None:
+    """The method's step once the round has trained: EWC accumulates the task's Fisher and moves its anchors."""
+    if spec.regulariser == "ewc":
+        from .regularisers import update_ewc
+
+        update_ewc(state, images, masks, task_ids, emb, n_classes_pool, device)
+
+
+def round_data(spec: MethodSpec, stream: list[Any], round_index: int,
+               load: Callable[[Any], T]) -> list[tuple[Any, T]] | None:
+    """The earlier tasks' real training data a round may see, as (task, data) pairs: every task seen so far for a
+    method with data "seen" (`joint`), None (its own current data only) for every other method. `load(task)`
+    reads one task's training split; it is called only when the method may see the data."""
+    if spec.data != "seen":
+        return None
+    return [(t, load(t)) for t in stream[:round_index]]
+
+
+def fresh_model_each_task(spec: MethodSpec) -> bool:
+    """Whether every task is learned by a fresh model of its own (and evaluated with it): `individual`."""
+    return spec.model_per_task

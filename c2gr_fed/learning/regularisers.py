@@ -1,10 +1,14 @@
-"""Regularisers for the non-replay baselines: EWC (Kirkpatrick et al. 2017) on the segmentor."""
+"""Regularisers of the non-replay baselines: EWC (Kirkpatrick et al. 2017) and LwF (Li & Hoiem 2017) on the
+segmentor. The round reaches them through the method hooks (c2gr_fed.learning.methods)."""
 
 from __future__ import annotations
 
-import torch
+from typing import Any
 
-from ..models import segmentation_loss
+import torch
+import torch.nn.functional as F
+
+from ..models import restrict_logits, segmentation_loss
 from .state import LearnerState
 
 
@@ -44,3 +48,22 @@ def update_ewc(state: LearnerState, images, masks, task_ids, emb, n_classes_pool
         f = fisher[name].cpu() / max(count, 1)
         state.extras[f"fisher.{name}"] = f if old is None else old + f
         state.extras[f"anchor.{name}"] = p.detach().cpu().clone()
+
+
+def lwf_loss(previous: LearnerState, state: LearnerState, emb: Any, x: torch.Tensor,
+             n_classes_pool: torch.Tensor) -> torch.Tensor:
+    """LwF: on current images x (B, 3, H, W), the KL divergence per pixel from the previous model's class
+    distribution to the current one's, under the prompt of one earlier task drawn at random (torch's RNG).
+
+    0 when the current segmentor and prompts equal the previous ones; positive when their predictions differ."""
+    n_old = len(state.pool) - 1
+    j = int(torch.randint(0, n_old, (1,)))
+    kb = n_classes_pool[j].expand(x.shape[0])
+    with torch.no_grad():
+        old_tokens = previous.prompts(emb.subset(slice(0, n_old)))
+        target = previous.segmentor(x, old_tokens.seg[j].expand(x.shape[0], -1, -1))
+    new_tokens = state.prompts(emb)
+    student = state.segmentor(x, new_tokens.seg[j].expand(x.shape[0], -1, -1))
+    t = F.softmax(restrict_logits(target.float(), kb), 1)
+    s = F.log_softmax(restrict_logits(student.float(), kb), 1)
+    return F.kl_div(s, t, reduction="batchmean") / (x.shape[-1] * x.shape[-2])

@@ -1,16 +1,17 @@
 """Replay synthesis: image-mask pairs for every earlier task from the received generator (C2GR step 1).
 
-For `gr` (image-only generative replay, Shin et al. 2017) the generated masks are discarded and the received
-segmentor labels the generated images instead. For `c2gr-remask` and `c2gr-vr` (beyond the paper) the jointly
-generated masks are discarded too, and each mask is re-sampled from its clean generated image with the generator's
-own mask-given-image branch (BJD Eq. 3), so that images and masks come from one generator but the mask is drawn
-conditioned on the finished image.
+Where the replay masks come from is the method's `replay_masks` hook (c2gr_fed.learning.methods). For `gr`
+(image-only generative replay, Shin et al. 2017), and with `diffusion.replay_masks: segmentor`, the generated masks
+are discarded and the received segmentor labels the generated images instead. With `diffusion.replay_masks:
+resampled` (beyond the paper) the jointly generated masks are discarded too, and each mask is re-sampled from its
+clean generated image with the generator's own mask-given-image branch (BJD Eq. 3), so that images and masks come
+from one generator but the mask is drawn conditioned on the finished image. With `gated` the replay mask is the
+segmentor's prediction where it agrees with the generated mask and the generated mask where it does not.
 
-Every pair-replay method also scores each pair's agreement with the received segmentor (the Dice between
-the generated mask and the segmentor's prediction on the generated image): a replay-quality diagnostic in the
-round metrics. A filtering method (`c2gr-vf`, beyond the paper) samples `diffusion.replay_oversample`
-candidates per pair it needs and keeps the most agreeing ones. With `diffusion.replay_masks: gated` the replay mask is
-the segmentor's prediction where it agrees with the generated mask and the generated mask where it does not.
+Every replay also scores each pair's agreement with the received segmentor (the Dice between the generated mask
+and the segmentor's prediction on the generated image): a replay-quality diagnostic in the round metrics. With
+`diffusion.replay_filter` (beyond the paper) replay samples `diffusion.replay_oversample` candidates per pair it
+needs and keeps the most agreeing ones.
 
 With a generator bank (`diffusion.generators: bank`) each earlier task is drawn from its own frozen generator,
 conditioned on the frozen tokens banked with it; otherwise from the one received generator with the prompt
@@ -30,6 +31,7 @@ from ..models import predict_masks
 from ..prompts import embed_pool
 from ..scenario import Scenario
 from ..text import TextEncoder
+from .methods import replay_masks
 from .state import LearnerState
 
 
@@ -43,8 +45,8 @@ class ReplaySet:
     task_names: tuple[str, ...]
     agreement: torch.Tensor | None = None
     """(M,) float: Dice of each pair's generated mask with the received segmentor's prediction on its image (with
-    replay "images", gr, gr-v, c2gr-vs or diffusion.replay_masks: segmentor, the prediction is the replay mask and
-    the generated mask is only scored)."""
+    replay masks from the segmentor (gr, or diffusion.replay_masks: segmentor), the prediction is the replay mask
+    and the generated mask is only scored)."""
     candidate_agreement: float | None = None
     """mean agreement over every sampled candidate, before any filtering."""
     generated_mask_share: float = 0.0
@@ -87,14 +89,15 @@ def synthesise_replay(
 ) -> ReplaySet:
     """Sample `replay_count(...)` pairs for each task already in the pool, prompted with the earlier prompts.
 
-    A filtering method samples `diffusion.replay_oversample` times as many candidates and keeps, per task, the
-    pairs whose mask agrees best with the received segmentor.
+    With diffusion.replay_filter, `diffusion.replay_oversample` times as many candidates are sampled and, per task,
+    the pairs whose mask agrees best with the received segmentor are kept.
     """
     assert state.schedule is not None and (state.denoiser is not None or state.bank is not None)
     dc = scenario.diffusion
     pool = state.pool
     counts = [replay_count(scenario, desc.name, current_train_size) for desc in pool]
-    oversample = dc.replay_oversample if state.method.filter_replay else 1
+    oversample = dc.replay_oversample if dc.replay_filter else 1
+    source = replay_masks(state.method, dc)
     emb = embed_pool(pool, encoder)
     emb = emb.to(device)
     state.prompts.eval()
@@ -118,10 +121,10 @@ def synthesise_replay(
                                 seed=seed + 104_729 * (t_idx + 1), progress=cb, denoiser=denoiser)
         done += n_per
         # every replay is scored: the generated mask against the received segmentor's prediction
-        labels = y if state.method.replay == "images" else _label_with_segmentor(state, x, tokens.seg[t_idx],
-                                                                                 desc.num_classes)
+        labelled = source in ("segmentor", "gated")
+        labels = y if labelled else _label_with_segmentor(state, x, tokens.seg[t_idx], desc.num_classes)
         agree = case_dice(labels, generated, desc.num_classes).cpu()
-        if dc.replay_masks == "gated" and state.method.replay == "images":
+        if source == "gated":
             y = gated_masks(y, generated, agree, dc.replay_mask_gate)
             n_generated_masks += int((agree < dc.replay_mask_gate).sum())
         candidates.append(agree)
@@ -175,9 +178,10 @@ def generate_task_pairs(
     """N replay pairs of one task as the method makes them: images (N, 3, S, S) in [-1, 1], masks (N, S, S) int64.
 
     gen_tokens (N, L, D) are the generator's prompt tokens (one row per pair), seg_tokens (L, D) the segmentor's
-    for the same task. pairs: the jointly sampled mask code, decoded; remask: a mask re-sampled given the clean
-    generated image (seed + 7919); images (gr, gr-v, c2gr-vs): the received segmentor's prediction on the generated
-    image. denoiser: the generator to draw from (default: the state's one generator).
+    for the same task. Masks per the method's `replay_masks` hook: generated (and gated, before gating): the
+    jointly sampled mask code, decoded; resampled: a mask re-sampled given the clean generated image (seed + 7919);
+    segmentor: the received segmentor's prediction on the generated image. denoiser: the generator to draw from
+    (default: the state's one generator).
     """
     x, _, masks = _draw(state, scenario, gen_tokens, seg_tokens, num_classes, seed, progress, denoiser)
     return x, masks
@@ -191,17 +195,18 @@ def _draw(state: LearnerState, scenario: Scenario, gen_tokens: torch.Tensor, seg
     denoiser = denoiser if denoiser is not None else state.denoiser
     assert denoiser is not None and state.schedule is not None
     dc = scenario.diffusion
+    source = replay_masks(state.method, dc)
     x, code = sample_pairs(
         denoiser, gen_tokens, scenario.image_size, scenario.model.max_classes, state.schedule,
         sampler=dc.sampler, steps=dc.sampling_steps, seed=seed, chunk_size=dc.chunk_size, progress=progress,
     )
-    if state.method.replay == "remask":
+    if source == "resampled":
         code = sample_masks_given_images(
             denoiser, x, gen_tokens, scenario.model.max_classes, state.schedule, sampler=dc.sampler,
             steps=dc.sampling_steps, seed=seed + 7_919, chunk_size=dc.chunk_size,
         )
     generated = decode_masks(code, _class_counts(x, num_classes))
-    if state.method.replay == "images":
+    if source in ("segmentor", "gated"):
         return x, generated, _label_with_segmentor(state, x, seg_tokens, num_classes)
     return x, generated, generated
 

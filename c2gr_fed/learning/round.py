@@ -8,11 +8,14 @@ With `diffusion.generators: bank` (beyond the paper) step 1 draws each earlier t
 frozen generator with the prompt tokens it was trained with, step 3 trains a generator for the current task on the
 current real data only (warm-started from a banked one), and the round ends by freezing it into the bank.
 
-Baselines use the same function: a `MethodSpec` says which replay, objective and regulariser apply.
+Baselines use the same function: a `MethodSpec` says which replay, objective and regulariser apply, and the round
+asks the method's hooks (c2gr_fed.learning.methods) for its replay masks, its extra loss and its after-round step;
+it has no branch on a method's name.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass, field
@@ -21,15 +24,16 @@ from typing import Callable
 import torch
 
 from ..data.types import TaskData
-from ..diffusion import decode_masks, encode_masks, generator_distillation_loss, joint_diffusion_loss, sample_pairs
+from ..diffusion import encode_masks, generator_distillation_loss, joint_diffusion_loss
 from ..errors import NumericalFault
 from ..models import predict_masks, segmentation_loss
 from ..prompts import TaskDescriptor, embed_pool
 from ..scenario import Scenario, TaskSpec
 from ..text import build_text_encoder
 from .device import autocast, pick_device
-from .regularisers import ewc_penalty, update_ewc
+from .methods import after_round, extra_loss, needs_teacher
 from .replay import ReplaySet, relabel_current_images, synthesise_replay
+from .round_metrics import RoundMetrics
 from .state import LearnerState
 
 Progress = Callable[[str, int, int], None]
@@ -38,7 +42,8 @@ Progress = Callable[[str, int, int], None]
 
 @dataclass
 class RoundResult:
-    """Round metrics (numbers only: these are what may leave the department) and a local replay preview."""
+    """Round metrics (numbers only, named in RoundMetrics: these are what may leave the department) and a local
+    replay preview."""
 
     metrics: dict[str, float]
     replay_preview: ReplaySet | None = None
@@ -80,8 +85,8 @@ def run_round(
 ) -> RoundResult:
     """Run one round of the state's method on `task` and update `state` in place.
 
-    `past_data` is only for the `joint` reference bound (all tasks' real data in one place); every other
-    method sees only `train`, the current department's own training split.
+    `past_data`: the earlier tasks' real data that the method's `round_data` hook lets the round see (only the
+    `joint` reference bound has any); every other method sees only `train`, the department's own training split.
     """
     t0 = time.perf_counter()
     spec = state.method
@@ -91,7 +96,6 @@ def run_round(
     seed = scenario.seed * 1_000_003 + round_index * 7919
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)  # diffusion noise and timesteps: repeatable whatever ran before in this process
-    K = scenario.model.max_classes
 
     # -- (1) replay for every earlier task, with the received generator and the earlier prompts ----------
     replay: ReplaySet | None = None
@@ -155,8 +159,8 @@ def run_round(
         groups.append({"params": list(state.denoiser.parameters()), "lr": tc.denoiser_lr or tc.lr})
     opt = torch.optim.Adam(groups, weight_decay=tc.weight_decay)
     n_current = n - n_replay  # replay rows (generated, then relabelled own images) are the last ones
-    distils = spec.distil_generator and replay is not None and state.denoiser is not None and bank is None
-    previous = _frozen_copy(state) if spec.regulariser == "lwf" or distils else None
+    previous = _frozen_copy(state) if needs_teacher(spec, scenario, has_replay=replay is not None) else None
+    distils = scenario.training.generator_distill and previous is not None and previous.denoiser is not None
     teacher_gen_tokens = None
     if distils:  # the received prompt graph's generator tokens of the earlier tasks (P_old, L, D), computed once
         with torch.no_grad():
@@ -206,12 +210,8 @@ def run_round(
                                                  x, y, all_tasks[idx], idx >= n_current)
                     loss = loss + gd
                     parts["gdist"] = float(gd.detach())
-            if spec.regulariser == "ewc" and state.extras:
-                reg = tc.ewc_lambda * ewc_penalty(state.segmentor, state.extras)
-                loss = loss + reg
-                parts["reg"] = float(reg.detach())
-            elif spec.regulariser == "lwf" and previous is not None and len(state.pool) > 1:
-                reg = tc.distill_weight * _lwf_loss(previous, state, emb, x, logits, n_classes_pool)
+            reg = extra_loss(spec, state, previous, scenario, emb, x, n_classes_pool)
+            if reg is not None:
                 loss = loss + reg
                 parts["reg"] = float(reg.detach())
         _check_finite(loss.detach(), "segmentor" if "diff" not in parts else "joint (segmentor + denoiser)", step, task.name)
@@ -262,43 +262,41 @@ def run_round(
                 own_tokens = state.prompts(emb).gen[cur_idx]
         bank.add(task.name, state.denoiser, own_tokens.float())
         state.denoiser = None
-    if spec.regulariser == "ewc":
-        update_ewc(state, all_images, all_masks, all_tasks, emb, n_classes_pool, device)
+    after_round(spec, state, all_images, all_masks, all_tasks, emb, n_classes_pool, device)
 
     t_total = time.perf_counter() - t0
-    metrics = {
-        "round": float(round_index),
-        "train_samples": float(len(train)),
-        "replay_samples": float(0 if replay is None else len(replay.images)),
-        "relabelled_samples": float(0 if relabelled is None else len(relabelled[0])),
-        "steps": float(step),
-        "generator_extra_steps": float(extra),
-        "loss_seg": sums["seg"] / max(step - extra, 1),
-        "loss_diffusion": sums["diff"] / max(step - extra, 1),
-        "loss_diffusion_extra": sums.get("diff_extra", 0.0) / max(extra, 1),
-        "loss_reg": sums["reg"] / max(step - extra, 1),
-        "loss_generator_distill": sums["gdist"] / max(step, 1),
-        "time_replay_s": t_replay,
-        "time_train_s": t_total - t_replay,
-        "time_total_s": t_total,
-    }
+    metrics = RoundMetrics(
+        round=float(round_index),
+        train_samples=float(len(train)),
+        replay_samples=float(0 if replay is None else len(replay.images)),
+        relabelled_samples=float(0 if relabelled is None else len(relabelled[0])),
+        steps=float(step),
+        generator_extra_steps=float(extra),
+        loss_seg=sums["seg"] / max(step - extra, 1),
+        loss_diffusion=sums["diff"] / max(step - extra, 1),
+        loss_diffusion_extra=sums.get("diff_extra", 0.0) / max(extra, 1),
+        loss_reg=sums["reg"] / max(step - extra, 1),
+        loss_generator_distill=sums["gdist"] / max(step, 1),
+        time_replay_s=t_replay,
+        time_train_s=t_total - t_replay,
+        time_total_s=t_total,
+    )
     if bank is not None:
-        metrics["generator_bank_size"] = float(len(bank))
-        metrics["generator_warm_started"] = float(warm_source is not None)
+        metrics.generator_bank_size = float(len(bank))
+        metrics.generator_warm_started = float(warm_source is not None)
     if replay is not None and replay.agreement is not None:
-        metrics["replay_agreement"] = float(replay.agreement.mean())
-        metrics["replay_agreement_candidates"] = float(replay.candidate_agreement)
+        metrics.replay_agreement = float(replay.agreement.mean())
+        metrics.replay_agreement_candidates = replay.candidate_agreement
         if scenario.diffusion.replay_masks == "gated":
-            metrics["replay_generated_mask_share"] = float(replay.generated_mask_share)
-        for t_idx, name in enumerate(replay.task_names):
-            rows = replay.task_ids == t_idx
-            if bool(rows.any()):
-                metrics[f"replay_agreement/{name}"] = float(replay.agreement[rows].mean())
+            metrics.replay_generated_mask_share = replay.generated_mask_share
+        metrics.per_task["replay_agreement"] = {
+            name: float(replay.agreement[replay.task_ids == t_idx].mean())
+            for t_idx, name in enumerate(replay.task_names) if bool((replay.task_ids == t_idx).any())}
     if device.type == "cuda":
-        metrics["peak_gpu_mem_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+        metrics.peak_gpu_mem_mb = torch.cuda.max_memory_allocated(device) / 2**20
     state.to(torch.device("cpu"))
     preview = replay.preview(4) if replay is not None else None
-    return RoundResult(metrics=metrics, replay_preview=preview, loss_history=history)
+    return RoundResult(metrics=metrics.as_dict(), replay_preview=preview, loss_history=history)
 
 
 def _batch(images: torch.Tensor, masks: torch.Tensor, idx: torch.Tensor, augment: bool, gen: torch.Generator,
@@ -436,34 +434,13 @@ class Ema:
 
 
 def _frozen_copy(state: LearnerState) -> LearnerState:
-    import copy
-
+    """A deep copy of the received state with every parameter frozen: LwF's teacher, distillation's teacher."""
     prev = copy.deepcopy(state)
     for m in prev.modules().values():
         m.eval()
         for p in m.parameters():
             p.requires_grad_(False)
     return prev
-
-
-def _lwf_loss(previous: LearnerState, state: LearnerState, emb, x: torch.Tensor, logits: torch.Tensor,
-              n_classes_pool: torch.Tensor) -> torch.Tensor:
-    """LwF: on current images, match the previous model's predictions for every earlier task's prompt."""
-    import torch.nn.functional as F
-
-    n_old = len(state.pool) - 1
-    j = int(torch.randint(0, n_old, (1,)))
-    kb = n_classes_pool[j].expand(x.shape[0])
-    with torch.no_grad():
-        old_tokens = previous.prompts(emb.subset(slice(0, n_old)))
-        target = previous.segmentor(x, old_tokens.seg[j].expand(x.shape[0], -1, -1))
-    new_tokens = state.prompts(emb)
-    student = state.segmentor(x, new_tokens.seg[j].expand(x.shape[0], -1, -1))
-    from ..models import restrict_logits
-
-    t = F.softmax(restrict_logits(target.float(), kb), 1)
-    s = F.log_softmax(restrict_logits(student.float(), kb), 1)
-    return F.kl_div(s, t, reduction="batchmean") / (x.shape[-1] * x.shape[-2])
 
 
 def evaluate_task(

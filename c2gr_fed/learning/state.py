@@ -6,7 +6,7 @@ are described by `wire_schema()` so that the privacy guard can check every messa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -87,8 +87,6 @@ def text_dim(scenario: Scenario) -> int:
 def build_state(scenario: Scenario, method: str | None = None) -> LearnerState:
     """Fresh models, initialised deterministically from the scenario seed."""
     spec = method_spec(method or scenario.method)
-    if scenario.diffusion.replay_masks in ("segmentor", "gated") and spec.replay == "pairs":
-        spec = replace(spec, replay="images")  # generated images, labelled by the received segmentor
     torch.manual_seed(scenario.seed)
     pc = scenario.model.prompt
     prompts = build_prompt_module(spec.prompt_kind, text_dim(scenario), pc)
@@ -100,7 +98,7 @@ def build_state(scenario: Scenario, method: str | None = None) -> LearnerState:
             bank = GeneratorBank(make)
         else:
             denoiser = make()
-        schedule = NoiseSchedule(scenario.diffusion, prediction_type=spec.prediction_type)
+        schedule = NoiseSchedule(scenario.diffusion)
     return LearnerState(spec, segmentor, prompts, PromptPool(), denoiser, schedule, bank=bank)
 
 

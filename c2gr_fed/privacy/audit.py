@@ -60,7 +60,7 @@ def audit_run(run_dir: Path, schema: WireSchema | None = None, key_path: Path | 
     for p in (sc_path, log_path):
         if not p.exists():
             raise FileNotFoundError(f"{run_dir}: no {p.name} (not a c2gr-fed run directory, or the run never started)")
-    scenario = load_scenario(sc_path)
+    scenario = load_scenario(sc_path, stored=True)
     schema = schema or schema_for_scenario(scenario, pin_sha=True)
     problems: list[dict[str, str]] = []
     warnings: list[str] = []

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..learning.round_metrics import PER_TASK_ROUND_METRICS, ROUND_METRIC_KEYS
 from .metric_rules import rule_for
 from .redact import as_logged, declared_or_redacted, redacted
 from .wire import ArrayInfo, MessageInfo, RecordInfo
@@ -17,19 +18,7 @@ from .wire import ArrayInfo, MessageInfo, RecordInfo
 MAX_STRING = 160
 """Longest string allowed anywhere on the wire (task descriptors)."""
 
-ROUND_METRIC_KEYS = (
-    "round", "train_samples", "replay_samples", "relabelled_samples", "steps", "generator_extra_steps", "loss_seg", "loss_diffusion",
-    "loss_diffusion_extra", "loss_generator_distill", "loss_reg", "time_replay_s", "time_train_s", "time_total_s",
-    "peak_gpu_mem_mb",
-    # mean Dice of the replay masks with the received segmentor's predictions (kept pairs; every candidate)
-    "replay_agreement", "replay_agreement_candidates",
-    # diffusion.replay_masks: gated: share of replay pairs whose mask is the generated one
-    "replay_generated_mask_share",
-    # diffusion.generators: bank: generators banked after the round; whether this one started from a banked one
-    "generator_bank_size", "generator_warm_started",
-)
-PER_TASK_ROUND_METRICS = ("replay_agreement",)
-"""Round metrics also reported per earlier task, as "NAME/TASK" for a task of the stream."""
+# the round metrics are named once, by what the round reports (c2gr_fed.learning.round_metrics.RoundMetrics)
 MEMORISATION_METRIC_KEYS = (
     # generator memorisation (c2gr_fed.privacy.memorisation): pixel space = image, mask code and the pair
     "samples", "train_cases", "heldout_cases", "nn_ratio_fraction", "nn_ratio_threshold",

@@ -27,6 +27,15 @@ def departures_from_paper(scenario: Scenario) -> list[str]:
             out.append("replay masks are the received segmentor's predictions on the generated images where they "
                        f"agree with the generated masks (Dice >= {dc.replay_mask_gate}), else the generated masks "
                        "(diffusion.replay_masks: gated)")
+        if dc.replay_masks == "resampled":
+            out.append("replay masks are re-sampled given the clean generated images by BJD's mask-given-image "
+                       "branch (diffusion.replay_masks: resampled), not the jointly generated masks")
+        if dc.replay_filter:
+            out.append(f"each replay pair is the best of {dc.replay_oversample} candidates by agreement with the "
+                       "received segmentor (diffusion.replay_filter)")
+        if tc.generator_distill:
+            out.append(f"the generator also distils the received one on noised replay, weight "
+                       f"{tc.generator_distill_weight:g} (training.generator_distill)")
         if dc.replay_current_images != "none":
             out.append(f"{dc.replay_current_per_task} of each department's own images per earlier task of the same "
                        "modality are replayed with the received segmentor's labels under that task's prompt "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,20 @@ import yaml
 from pydantic import ValidationError
 
 from ..errors import ScenarioError
+from ..learning.former_variants import FORMER_VARIANTS, former_variant_message, upgrade_former_variant
 from .schema import Scenario
+
+RETIRED_SETTINGS: dict[tuple[str, str], str] = {
+    ("diffusion", "objective"): "the method decides the diffusion objective (c2gr, c2gr-norups: bjd; c2gr-njd, gr: "
+                                "njd), so nothing read this setting",
+    ("federation", "evaluate_every_department"): "every department always evaluates its own tasks after each round; "
+                                                 "nothing read this setting",
+}
+"""Settings that scenarios once declared and nothing reads: tolerated with a warning, then dropped."""
+
+
+class RetiredSettingWarning(UserWarning):
+    """A scenario sets a key that nothing reads any more; it is ignored."""
 
 
 def _format_loc(loc: tuple[Any, ...], raw: Any) -> str:
@@ -220,7 +234,29 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return raw
 
 
-def validate_scenario(raw: dict[str, Any], source: str = "<scenario>") -> Scenario:
+def drop_retired_settings(raw: dict[str, Any], source: str = "<scenario>", warn: bool = True) -> dict[str, Any]:
+    """`raw` without the RETIRED_SETTINGS it sets (a copy when there are any), each one warned about if `warn`."""
+    out = raw
+    for (section, key), why in RETIRED_SETTINGS.items():
+        node = out.get(section)
+        if isinstance(node, dict) and key in node:
+            if warn:
+                warnings.warn(f"{source}: {section}.{key} is ignored and may be removed: {why}", RetiredSettingWarning,
+                              stacklevel=3)
+            out = {**out, section: {k: v for k, v in node.items() if k != key}}
+    return out
+
+
+def validate_scenario(raw: dict[str, Any], source: str = "<scenario>", stored: bool = False) -> Scenario:
+    """The validated scenario of a raw mapping. A former method variant's name is refused with its replacement,
+    unless `stored` (the scenario of an existing run directory, made when the name was a method and retired
+    settings were read), where it reads as its method and settings and retired settings are dropped silently."""
+    raw = drop_retired_settings(raw, source, warn=not stored)
+    if stored:
+        raw = upgrade_former_variant(raw)
+    method = raw.get("method")
+    if isinstance(method, str) and method in FORMER_VARIANTS:
+        raise ScenarioError(f"{source}: invalid scenario (1 problem)\n  - method: {former_variant_message(method)}")
     try:
         return Scenario.model_validate(raw)
     except ValidationError as err:
@@ -245,15 +281,21 @@ def generator_settings_for_method(raw: dict[str, Any], overrides: list[str]) -> 
     return raw
 
 
-def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
-    """Read, override and validate a scenario. Overrides go through exactly the same validation."""
+def load_scenario(path: str | Path, overrides: list[str] | None = None, stored: bool = False) -> Scenario:
+    """Read, override and validate a scenario. Overrides go through exactly the same validation.
+
+    stored: `path` is a run directory's scenario.yaml; one made under a former method variant's name reads as
+    that variant's method and settings (c2gr_fed.learning.former_variants)."""
     path = Path(path)
     raw = read_yaml(path)
+    if stored:
+        raw = upgrade_former_variant(raw)
     if overrides:
         raw = apply_overrides(raw, overrides)
         raw = generator_settings_for_method(raw, overrides)
+    raw = drop_retired_settings(raw, str(path), warn=not stored)  # warned once per file, whatever the overrides
     source = str(path) + (f" (with --set {' '.join(overrides)})" if overrides else "")
-    return validate_scenario(raw, source)
+    return validate_scenario(raw, source, stored=stored)
 
 
 def dump_scenario(scenario: Scenario) -> str:

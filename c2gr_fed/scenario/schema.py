@@ -1,7 +1,8 @@
 """Pydantic schema of a scenario YAML: the whole task stream, the models and how to train them.
 
-This module imports nothing else from c2gr_fed. Every model refuses unknown keys, so a typo in a scenario
-is an error that names the field path instead of a silently ignored setting.
+Besides the error types it imports only the method table (c2gr_fed.learning.methods, which imports no model), so
+method names are declared once. Every model refuses unknown keys, so a typo in a scenario is an error that names
+the field path instead of a silently ignored setting.
 """
 
 from __future__ import annotations
@@ -12,29 +13,11 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-METHODS = (
-    "c2gr",
-    "c2gr-njd",
-    "c2gr-norups",
-    "c2gr-remask",
-    "c2gr-v",
-    "c2gr-vd",
-    "c2gr-vf",
-    "c2gr-vr",
-    "c2gr-vs",
-    "c2gr-vsp",
-    "finetune",
-    "joint",
-    "individual",
-    "ewc",
-    "gr",
-    "gr-v",
-    "lwf",
-)
-"""Every learning method the simulator knows. `joint` breaks data locality and is a reference bound only."""
+from ..learning.methods import METHOD_SPECS, NO_GENERATOR_METHODS
 
-NO_GENERATOR_METHODS = ("finetune", "joint", "individual", "ewc", "lwf")
-"""Methods that train no generator: the diffusion section's generator settings do not apply to them."""
+METHODS: tuple[str, ...] = tuple(METHOD_SPECS)
+"""Every learning method the simulator knows (the paper's table). `joint` breaks data locality and is a reference
+bound only. The settings that once made method variants are listed in c2gr_fed.learning.former_variants."""
 
 PHANTOM_GENERATORS = (
     "fundus",
@@ -55,7 +38,7 @@ PHANTOM_GENERATORS = (
 """Procedural phantom departments; each lives in c2gr_fed.data.phantoms and declares its variants."""
 
 SAMPLERS = ("ddpm", "ddim", "dpmsolver++")
-OBJECTIVES = ("bjd", "njd")
+"""Reverse-process samplers; c2gr_fed.diffusion.samplers implements exactly these (it refuses to import otherwise)."""
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 TEXT_ENCODERS = ("minilm", "clip")
 
@@ -296,13 +279,16 @@ class TrainingConfig(StrictModel):
     )
     generator_distill_weight: float = Field(
         1.0, ge=0,
-        description="weight of the generative-distillation loss (the denoiser matches the received denoiser on "
-        "noised replay); generator-distilling methods (c2gr-vd) only",
+        description="weight of the generative-distillation loss (training.generator_distill)",
+    )
+    generator_distill: bool = Field(
+        False,
+        description="generative distillation (beyond the paper): the denoiser also learns the received (frozen) "
+        "denoiser's outputs on noised replay, with the earlier prompts; methods that train a single generator",
     )
 
 
 class DiffusionConfig(StrictModel):
-    objective: Literal[OBJECTIVES] = "bjd"  # type: ignore[valid-type]
     timesteps: int = Field(1000, ge=10, le=10_000)
     beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2"] = "linear"
     sampler: Literal[SAMPLERS] = "ddim"  # type: ignore[valid-type]
@@ -312,7 +298,7 @@ class DiffusionConfig(StrictModel):
     )
     chunk_size: int = Field(64, ge=1, le=4096, description="pairs per sampling batch (bounds memory)")
     replay_oversample: int = Field(
-        2, ge=1, le=16, description="candidates sampled per kept replay pair by a filtering method (c2gr-vf)"
+        2, ge=1, le=16, description="candidates sampled per kept replay pair (diffusion.replay_filter)"
     )
     bjd_estimator: Literal["full", "stochastic"] = Field(
         "full", description="full: all three terms per sample; stochastic: one term drawn per sample (unbiased)"
@@ -328,14 +314,22 @@ class DiffusionConfig(StrictModel):
         description="with ema: the decay ramps up as min(ema, (1 + n) / (10 + n)) over the round's n updates, so the "
         "sampling weights follow a warm-started or fresh generator instead of staying near its starting point",
     )
-    replay_masks: Literal["generated", "segmentor", "gated"] = Field(
+    replay_masks: Literal["generated", "segmentor", "gated", "resampled"] = Field(
         "generated",
         description="masks of the replay pairs of a pair-replay method (c2gr, c2gr-njd, c2gr-norups): generated "
         "jointly with the image (the paper's coupled replay), the received segmentor's prediction on the "
-        "generated image (as in GR), or gated: the segmentor's prediction where it agrees with the generated mask "
+        "generated image (as in GR), gated: the segmentor's prediction where it agrees with the generated mask "
         "(Dice >= diffusion.replay_mask_gate) and the generated mask where it does not, so a segmentor that has "
-        "begun to forget a task is corrected by that task's generator instead of relearning its own errors; the "
-        "generator is trained the same way in every case",
+        "begun to forget a task is corrected by that task's generator instead of relearning its own errors, or "
+        "resampled: re-sampled given the clean generated image by BJD's mask-given-image branch (BJD methods); "
+        "the generator is trained the same way in every case. GR's image-only replay takes the segmentor's "
+        "predictions (gated with gated)",
+    )
+    replay_filter: bool = Field(
+        False,
+        description="sample diffusion.replay_oversample candidates per replay pair and keep those whose generated "
+        "mask agrees best with the received segmentor's prediction on its image (beyond the paper; pair replay "
+        "with generated or resampled masks)",
     )
     replay_current_images: Literal["none", "same_modality"] = Field(
         "none",
@@ -386,7 +380,6 @@ class FederationConfig(StrictModel):
     retries: int = Field(1, ge=0, le=10)
     retry_backoff_s: float = Field(2.0, ge=0)
     on_bad_reply: Literal["stop", "exclude"] = "stop"
-    evaluate_every_department: bool = True
 
 
 class PrivacyConfig(StrictModel):
@@ -413,6 +406,8 @@ class Scenario(StrictModel):
     seed: int = Field(0, ge=0)
     image_size: int = Field(32, ge=8, le=1024)
     method: Literal[METHODS] = "c2gr"  # type: ignore[valid-type]
+    """one of the paper's methods (METHOD_SPECS); a former variant's name is refused with its replacement by
+    scenario validation (c2gr_fed.scenario.loading), before this field is read."""
     text_encoder: TextEncoderConfig = Field(default_factory=TextEncoderConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
@@ -462,20 +457,32 @@ class Scenario(StrictModel):
         if dc.generators == "bank" and self.method in NO_GENERATOR_METHODS:
             raise ValueError(f"diffusion.generators is 'bank' but method {self.method!r} trains no generator: "
                              "use diffusion.generators: single, or a method that replays (c2gr, gr, ...)")
-        if dc.generators == "bank" and self.method == "c2gr-vd":
-            raise ValueError("diffusion.generators is 'bank' but method 'c2gr-vd' distils the received single "
-                             "generator, which a bank does not have: use diffusion.generators: single")
-        if dc.replay_masks != "generated" and self.method in ("c2gr-vf", "c2gr-remask", "c2gr-vr"):
-            raise ValueError(f"diffusion.replay_masks is {dc.replay_masks!r} but method {self.method!r} makes its "
-                             "replay masks itself (filtered or re-sampled generated masks): use replay_masks: "
-                             "generated")
+        spec = METHOD_SPECS[self.method]
+        tc = self.training
+        if tc.generator_distill and not spec.trains_generator:
+            raise ValueError(f"training.generator_distill is true but method {self.method!r} trains no generator: "
+                             "drop generator_distill or use a method that replays (c2gr, gr, ...)")
+        if tc.generator_distill and dc.generators == "bank":
+            raise ValueError("training.generator_distill is true but diffusion.generators is 'bank': distillation "
+                             "learns from the received single generator, which a bank does not have; use "
+                             "diffusion.generators: single or drop generator_distill")
+        if dc.replay_masks == "resampled" and (spec.replay != "pairs" or spec.objective != "bjd"):
+            raise ValueError(f"diffusion.replay_masks is 'resampled' but method {self.method!r} "
+                             + ("has no pair replay" if spec.replay != "pairs" else "trains the NJD objective")
+                             + ": re-sampling uses BJD's mask-given-image branch, which only a BJD method with pair "
+                             "replay trains (c2gr, c2gr-norups)")
+        if dc.replay_filter and (spec.replay != "pairs" or dc.replay_masks not in ("generated", "resampled")):
+            why = (f"method {self.method!r} has no pair replay" if spec.replay != "pairs"
+                   else f"diffusion.replay_masks is {dc.replay_masks!r}")
+            raise ValueError(f"diffusion.replay_filter is true but {why}: filtering keeps the generated masks that "
+                             "agree best with the segmentor, so it needs pair replay with replay_masks: generated "
+                             "or resampled")
         if dc.replay_current_images != "none" and self.method in NO_GENERATOR_METHODS:
             raise ValueError(f"diffusion.replay_current_images is {dc.replay_current_images!r} but method "
                              f"{self.method!r} does not replay: use replay_current_images: none")
         if dc.ema_warmup and dc.ema is None:
             raise ValueError("diffusion.ema_warmup is true but diffusion.ema is not set: give diffusion.ema "
                              "(e.g. 0.995) or drop ema_warmup")
-        tc = self.training
         if self.method not in NO_GENERATOR_METHODS and tc.epochs == 0 and tc.generator_extra_steps == 0:
             raise ValueError(f"method {self.method!r} replays from a generator, but training.epochs is 0 and "
                              "training.generator_extra_steps is 0: the generator would never train; give either "
