@@ -139,9 +139,9 @@ def read_raster(path: Path) -> tuple[np.ndarray, bool]:
     return arr, str(meta.get("mode", "")) in _ALPHA_MODES
 
 
-def read_volume(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Decode a NIfTI file -> (3D array in its stored axis order, affine (4, 4)); a trailing singleton 4th axis is
-    dropped. Scaled NIfTI (scl_slope) gives the scaled values."""
+def read_volume(path: Path, allow_4d: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Decode a NIfTI file -> (array (X, Y, Z) in its stored axis order, or (X, Y, Z, T|C) with allow_4d; affine
+    (4, 4)). Trailing singleton axes beyond the third are dropped; scaled NIfTI (scl_slope) gives scaled values."""
     if not path.exists():
         raise DataError(f"{path}: file not found")
     _, NibabelReader, _ = _monai_readers()
@@ -151,7 +151,7 @@ def read_volume(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{path}: unreadable or corrupt NIfTI file ({exc})") from None
     while arr.ndim > 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
-    if arr.ndim != 3:
-        raise DataError(f"{path}: expected a 3D volume, got shape {arr.shape}")
+    if arr.ndim != 3 and not (allow_4d and arr.ndim == 4):
+        raise DataError(f"{path}: expected a 3D volume{' (or 4D)' if allow_4d else ''}, got shape {arr.shape}")
     affine = np.asarray(meta.get("original_affine", meta.get("affine", np.eye(4))), dtype=np.float64)
     return arr, affine

@@ -19,6 +19,8 @@ class Slice:
     case_id: str  # "<volume stem>_s<index>"
     image: np.ndarray  # (3, S, S) float32
     mask: np.ndarray  # (S, S) int64
+    index: int = 0  # position along the slicing axis
+    of: int = 1  # slices along that axis in the volume (1: a 2D image)
 
 
 def list_volume_pairs(src: Nifti3DSource, root: Path) -> list[Pair]:
@@ -70,5 +72,6 @@ def read_volume_pair(
         if src.skip_empty_slices and not m.any():
             continue
         img = np.repeat(norm[k][:, :, None], 3, axis=2)
-        out.append(Slice(f"{pair.stem}_s{k:0{width}d}", resize_image(img, image_size), resize_mask(m, image_size)))
+        out.append(Slice(f"{pair.stem}_s{k:0{width}d}", resize_image(img, image_size), resize_mask(m, image_size),
+                         k, norm.shape[0]))
     return out

@@ -143,8 +143,8 @@ def encode_mask(raw: np.ndarray, encoding: MaskEncoding, where: str) -> np.ndarr
     """Pixel values (H, W) -> class indices int64 (H, W) following the MaskEncoding.
 
     threshold: value > t is class 1 (invert: value <= t); value_map: exact lookup (or within nearest_tolerance),
-    any other value is an error listing the bad values and the allowed keys; neither: the values are the class
-    indices and must be non-negative integers.
+    any other value is the `default` class when one is given, else an error listing the bad values and the allowed
+    keys; neither: the values are the class indices and must be non-negative integers.
     """
     v = np.asarray(raw)
     if v.ndim != 2:
@@ -160,12 +160,15 @@ def encode_mask(raw: np.ndarray, encoding: MaskEncoding, where: str) -> np.ndarr
         # nearest key for each distinct value
         idx = np.abs(uniq_f[:, None] - keys[None, :]).argmin(axis=1)
         dist = np.abs(uniq_f - keys[idx])
-        bad = uniq[dist > encoding.nearest_tolerance]
+        unlisted = dist > encoding.nearest_tolerance
+        if encoding.default is not None:  # values the map does not list are the default class
+            return np.where(unlisted, encoding.default, classes[idx])[inverse.reshape(v.shape)]
+        bad = uniq[unlisted]
         if bad.size:
             tol = f" (nearest_tolerance {encoding.nearest_tolerance})" if encoding.nearest_tolerance else ""
             raise DataError(
                 f"{where}: mask values {_fmt_values(bad.tolist())} are not in mask.value_map{tol}; "
-                f"allowed keys: {sorted(encoding.value_map)}"
+                f"allowed keys: {_fmt_values(sorted(encoding.value_map), 24)} (mask.default gives unlisted values a class)"
             )
         return classes[idx][inverse.reshape(v.shape)]
     # identity: values are class indices
