@@ -109,6 +109,9 @@ def list_pairs(src: Folder2DSource, root: Path) -> list[Pair]:
     image_dir, mask_dir = root / src.images, root / src.masks
     images = list_files(image_dir, "image", IMAGE_EXTENSIONS, src.image_glob)
     masks = list_files(mask_dir, "mask", IMAGE_EXTENSIONS)
+    if images and not masks:
+        raise DataError(f"{mask_dir}: the mask folder (data.masks {src.masks!r}) holds no mask files; expected one "
+                        f"mask per image ({len(images)} images in {image_dir}; supported: {', '.join(IMAGE_EXTENSIONS)})")
     if src.pair_key is not None:
         images = keyed(images, src.pair_key, image_dir, "image")
         masks = keyed(masks, src.pair_key, mask_dir, "mask")
