@@ -130,3 +130,32 @@ def test_many_label_map_with_default_and_one_volume_split_into_slice_blocks(tmp_
     assert index["test"] == list(range(16, 20))  # 25 %, one border slice dropped
     m = parts["train"].masks.numpy()
     assert set(np.unique(m)) == {0, 1} and m[:, 2:6, 2:6].all() if SIZE == 8 else True
+
+
+def test_folder_subsets_and_masks_sharing_the_image_folder(tmp_path: Path) -> None:
+    """DoFE fundus (Domain1/{train,test}/ROIs/{image,mask}) and GlaS (train_1.bmp beside train_1_anno.bmp)."""
+    from PIL import Image
+
+    from c2gr_fed.data.readers.folder2d import list_pairs
+    from c2gr_fed.scenario.schema import Folder2DSource
+
+    for subset, names in (("train/ROIs", ["g0001", "g0002"]), ("test/ROIs", ["n0001"])):
+        for n in names:
+            for folder in ("image", "mask"):
+                (tmp_path / "Domain1" / subset / folder).mkdir(parents=True, exist_ok=True)
+                Image.fromarray(np.full((6, 6), 255, np.uint8)).save(tmp_path / "Domain1" / subset / folder / f"{n}.png")
+    src = Folder2DSource(root="Domain1", subsets=["train/ROIs", "test/ROIs"], images="image", masks="mask")
+    assert [p.stem for p in list_pairs(src, tmp_path / "Domain1")] == ["test/ROIs/n0001", "train/ROIs/g0001",
+                                                                      "train/ROIs/g0002"]
+    glas = tmp_path / "Warwick_QU_Dataset"
+    glas.mkdir()
+    (glas / "Grade.csv").write_text("name,grade\n")
+    for n in ("train_1", "train_2", "testA_1"):
+        Image.fromarray(np.zeros((6, 6, 3), np.uint8)).save(glas / f"{n}.bmp")
+        inst = np.zeros((6, 6), np.uint8)
+        inst[1:3, 1:3], inst[4:6, 4:6] = 1, 2  # two gland instances
+        Image.fromarray(inst).save(glas / f"{n}_anno.bmp")
+    t = task({"kind": "folder2d", "root": str(glas), "images": ".", "masks": ".", "image_glob": "*[0-9].bmp",
+              "mask_glob": "*_anno.bmp", "pair_key": r"^(\w+?_\d+)", "mask": {"threshold": 0}}, ["gland"])
+    ids, _, masks = read_all(t, glas)
+    assert ids == ["testA_1", "train_1", "train_2"] and set(np.unique(masks)) == {0, 1}

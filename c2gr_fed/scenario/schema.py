@@ -148,6 +148,12 @@ class Folder2DSource(StrictModel):
     images: str = "images"
     masks: str = "masks"
     image_glob: str = "*"
+    mask_glob: str = Field("*", description="mask files to read, e.g. '*_anno.bmp' when masks share the image folder")
+    subsets: list[str] | None = Field(
+        None, min_length=1,
+        description="subfolders of root that each hold the images/masks folders (e.g. ['train/ROIs', 'test/ROIs'] "
+        "or BUSI's ['benign', 'malignant']); pair keys become 'subset/key', so split patterns can name the subset",
+    )
     pair_key: str | None = Field(
         None,
         description="regular expression searched in every image and mask file stem; its first group (or the whole "
@@ -256,7 +262,9 @@ class CaseFoldersSource(_LayoutSource):
     `imaging.nii.gz` / `segmentation.nii.gz`, M&Ms `{case}_sa.nii.gz` / `{case}_sa_gt.nii.gz` (4D cine)."""
 
     kind: Literal["case_folders"] = "case_folders"
-    cases: str = Field("*", description="glob of the case folders under root, e.g. 'Training/Labeled/*'")
+    cases: Union[str, list[str]] = Field(
+        "*", description="glob(s) of the case folders under root, e.g. 'Training/Labeled/*'"
+    )
     images: list[str] = Field(
         ..., min_length=1, max_length=3,
         description="image file name(s) in a case folder, one per channel (1 or 3); {case} is the folder name",

@@ -43,7 +43,8 @@ def _file(folder: Path, template: str, what: str) -> Path:
 
 def case_folder_cases(src: CaseFoldersSource, root: Path) -> tuple[list[Case], LabelPlan]:
     """Every case folder matching data.cases (and data.case_table), sorted by name, cut to data.limit."""
-    folders = sorted(p for p in root.glob(src.cases) if p.is_dir() and not p.name.startswith("."))
+    globs = [src.cases] if isinstance(src.cases, str) else list(src.cases)
+    folders = sorted({p for g in globs for p in root.glob(g) if p.is_dir() and not p.name.startswith(".")})
     if not folders:
         raise DataError(f"{root}: no case folders match data.cases {src.cases!r}; expected one folder per case")
     if src.case_table is not None:

@@ -102,20 +102,33 @@ def keyed(files: dict[str, Path], pattern: str, folder: Path, what: str) -> dict
     return out
 
 
-def list_pairs(src: Folder2DSource, root: Path) -> list[Pair]:
-    """All (key, image, mask) pairs of a folder source, sorted by key, cut to `limit`. The key is the file stem, or
-    what `pair_key` captures in it when images and masks are named differently."""
-    _check_dir(root, f"data root of source {src.root!r}")
-    image_dir, mask_dir = root / src.images, root / src.masks
+def _subset_pairs(src: Folder2DSource, base: Path) -> list[Pair]:
+    image_dir, mask_dir = base / src.images, base / src.masks
     images = list_files(image_dir, "image", IMAGE_EXTENSIONS, src.image_glob)
-    masks = list_files(mask_dir, "mask", IMAGE_EXTENSIONS)
+    masks = list_files(mask_dir, "mask", IMAGE_EXTENSIONS, src.mask_glob)
     if images and not masks:
-        raise DataError(f"{mask_dir}: the mask folder (data.masks {src.masks!r}) holds no mask files; expected one "
+        raise DataError(f"{mask_dir}: the mask folder (data.masks {src.masks!r}) holds no mask files"
+                        f"{'' if src.mask_glob == '*' else f' matching mask_glob {src.mask_glob!r}'}; expected one "
                         f"mask per image ({len(images)} images in {image_dir}; supported: {', '.join(IMAGE_EXTENSIONS)})")
     if src.pair_key is not None:
         images = keyed(images, src.pair_key, image_dir, "image")
         masks = keyed(masks, src.pair_key, mask_dir, "mask")
-    pairs = match_pairs(images, masks, image_dir, mask_dir, masks_may_be_extra=src.image_glob != "*")
+    return match_pairs(images, masks, image_dir, mask_dir, masks_may_be_extra=src.image_glob != "*")
+
+
+def list_pairs(src: Folder2DSource, root: Path) -> list[Pair]:
+    """All (key, image, mask) pairs of a folder source, sorted by key, cut to `limit`. The key is the file stem, or
+    what `pair_key` captures in it when images and masks are named differently; with `subsets` it is prefixed by
+    the subset folder ("train/ROIs/g0001"), so split patterns can name the subset."""
+    _check_dir(root, f"data root of source {src.root!r}")
+    if not src.subsets:
+        pairs = _subset_pairs(src, root)
+    else:
+        pairs = []
+        for subset in src.subsets:
+            _check_dir(root / subset, f"subset {subset!r} (data.subsets)")
+            pairs += [Pair(f"{subset}/{p.stem}", p.image, p.mask) for p in _subset_pairs(src, root / subset)]
+        pairs.sort(key=lambda p: p.stem)
     if src.limit is not None:
         pairs = pairs[: src.limit]
     return pairs
