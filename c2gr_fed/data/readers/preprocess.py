@@ -204,14 +204,15 @@ def check_mask_classes(mask: np.ndarray, num_classes: int, where: str, task: str
 
 
 def resize_image(img: np.ndarray, size: int) -> np.ndarray:
-    """(H, W, 3) float32 -> (3, size, size) by MONAI's Resize: area averaging when shrinking both axes (a box
-    filter: no aliasing, and fast on large photographs), else bilinear with MONAI's Gaussian anti-aliasing."""
+    """(H, W, 3) float32 -> (3, size, size) by MONAI's Resize: area averaging when both axes shrink by 2 or more
+    (a box filter: no aliasing, and fast where a Gaussian would need a wide kernel), else bilinear with MONAI's
+    Gaussian anti-aliasing (closest to the torch triangle filter used before; benchmarks/reader_equivalence.py)."""
     from monai.transforms import Resize
 
     t = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32))  # (3, H, W)
     h, w = t.shape[-2:]
     if (h, w) != (size, size):
-        shrink = h >= size and w >= size
+        shrink = h >= 2 * size and w >= 2 * size
         resize = Resize((size, size), mode="area") if shrink else Resize(
             (size, size), mode="bilinear", anti_aliasing=True, dtype=torch.float32)
         t = resize(t)
