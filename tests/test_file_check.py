@@ -49,10 +49,10 @@ def test_gif_masks_read_as_their_grey_levels_and_colour_gifs_as_rgb(tmp_path: Pa
 
 
 def test_a_tiff_no_decoder_reads_is_refused_naming_file_and_remedy(tmp_path: Path, monkeypatch) -> None:
-    from c2gr_fed.data.readers import folder2d
+    from c2gr_fed.data.readers import decode
 
     Image.fromarray(_rgb()).save(tmp_path / "a.tif", compression="tiff_lzw")
-    monkeypatch.setattr(folder2d, "_read_pil", lambda p: (_ for _ in ()).throw(OSError("decoder missing")))
+    monkeypatch.setattr(decode, "_pil_as_shown", lambda im: (_ for _ in ()).throw(OSError("decoder missing")))
     with pytest.raises(DataError, match=r"a\.tif: TIFF compressed with LZW.*pip install imagecodecs"):
         read_raster(tmp_path / "a.tif")
 

@@ -12,10 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..scenario.schema import Folder2DSource, Nifti3DSource, PhantomSource, Scenario, TaskSpec
+from ..scenario.schema import PhantomSource, Scenario, TaskSpec
 from .loading import _root_of, _split_of, check_task_source
-from .readers.folder2d import Pair, read_pair
-from .readers.nifti3d import read_volume_pair
+from .sources import Item, read_item
 
 
 @dataclass(frozen=True)
@@ -41,9 +40,9 @@ def _file_kind(path: Path) -> str:
     return kind
 
 
-def sample_pairs(pairs: list[Pair]) -> list[Pair]:
+def sample_pairs(pairs: list[Item]) -> list[Item]:
     """The quick check's sample: first, last, and the first pair of every (image kind, mask kind)."""
-    chosen: dict[str, Pair] = {}
+    chosen: dict[str, Item] = {}
     seen: set[tuple[str, str]] = set()
     for i, pair in enumerate(pairs):
         kinds = (_file_kind(pair.image), _file_kind(pair.mask))
@@ -58,18 +57,12 @@ def open_task_files(scenario: Scenario, task: TaskSpec, data_root: Path | None =
     """Decode every pair the task will read (or the quick sample); raises DataError naming the first file that
     does not load. Phantom tasks only get the cheap checks (there are no files)."""
     check_task_source(scenario, task, data_root)
-    src = task.data
-    if isinstance(src, PhantomSource):
+    if isinstance(task.data, PhantomSource):
         return FilesOpened(task.name, 0, 0)
-    assert isinstance(src, (Folder2DSource, Nifti3DSource))
     root = _root_of(scenario, task, data_root)
-    pairs, parts = _split_of(scenario.seed, task, root)
+    pairs, parts, plan = _split_of(scenario.seed, task, root)
     used = [pairs[i] for i in sorted({i for idx in parts.values() for i in idx})]
     todo = sample_pairs(used) if quick else used
-    k = len(task.classes)
-    for pair in todo:
-        if isinstance(src, Folder2DSource):
-            read_pair(pair, src, scenario.image_size, k, task.name)
-        else:
-            read_volume_pair(pair, src, scenario.image_size, k, task.name)
+    for item in todo:
+        read_item(item, task, plan, scenario.image_size)
     return FilesOpened(task.name, len(todo), len(used))

@@ -19,10 +19,10 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from ..scenario.schema import Folder2DSource, Nifti3DSource, PhantomSource, Scenario, TaskSpec
-from .readers.folder2d import list_pairs, read_pair
-from .readers.nifti3d import list_volume_pairs, read_volume_pair
-from .readers.splits import split_items, split_wanted, stable_seed
+from ..scenario.schema import REAL_SOURCES, PhantomSource, Scenario, TaskSpec
+from .layouts import LabelPlan
+from .readers.splits import slice_block, split_items, split_wanted, stable_seed
+from .sources import list_items, read_item
 from .types import SPLITS, Split, TaskData
 
 DATA_ROOT_ENV = "C2GR_DATA_ROOT"
@@ -109,7 +109,7 @@ def _load_phantom(scenario: Scenario, task: TaskSpec, split: Split) -> TaskData:
 
 def _root_of(scenario: Scenario, task: TaskSpec, data_root: Path | None) -> Path:
     src = task.data
-    assert isinstance(src, (Folder2DSource, Nifti3DSource))
+    assert isinstance(src, REAL_SOURCES)
     if data_root is None:
         data_root = default_data_root()
     root = scenario.resolve_data_path(src.root, data_root)
@@ -124,9 +124,10 @@ def _root_of(scenario: Scenario, task: TaskSpec, data_root: Path | None) -> Path
 
 def _check_value_map(task: TaskSpec) -> None:
     src = task.data
-    assert isinstance(src, (Folder2DSource, Nifti3DSource))
+    assert isinstance(src, REAL_SOURCES)
     k = len(task.classes)
-    vm = src.mask.value_map
+    mask = getattr(src, "mask", None)
+    vm = mask.value_map if mask is not None else None
     if vm is not None:
         bad = {key: v for key, v in vm.items() if not 0 <= v <= k}
         if bad:
@@ -134,13 +135,23 @@ def _check_value_map(task: TaskSpec) -> None:
                 f"task {task.name!r}: data.mask.value_map maps {bad} to classes outside 0..{k} "
                 f"(the task has {k} class(es) {task.classes})"
             )
+        if mask.default is not None and not 0 <= mask.default <= k:
+            raise DataError(f"task {task.name!r}: data.mask.default is {mask.default}, outside the classes 0..{k} "
+                            f"(the task has {k} class(es) {task.classes})")
 
 
-def _split_of(seed: int, task: TaskSpec, root: Path) -> tuple[list[Any], dict[str, list[int]]]:
+def _split_of(seed: int, task: TaskSpec, root: Path) -> tuple[list[Any], dict[str, list[int]], LabelPlan | None]:
+    """The task's items, the item indices of each split, and the label plan (layout sources). With split.unit
+    slice_block every item is in every split and its slices are cut into blocks when read."""
     src = task.data
-    assert isinstance(src, (Folder2DSource, Nifti3DSource))
-    pairs = list_pairs(src, root) if isinstance(src, Folder2DSource) else list_volume_pairs(src, root)
-    return pairs, split_items([p.stem for p in pairs], src.split, seed, task.name)
+    assert isinstance(src, REAL_SOURCES)
+    items, plan = list_items(task, root)
+    if src.split.unit == "slice_block":
+        if not items:
+            raise DataError(f"task {task.name!r}: no items to split")
+        every = list(range(len(items)))
+        return items, {"train": every, "val": every, "test": every}, plan
+    return items, split_items([p.stem for p in items], src.split, seed, task.name), plan
 
 
 @functools.lru_cache(maxsize=64)
@@ -149,27 +160,26 @@ def _load_real_cached(
 ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     task = TaskSpec.model_validate_json(task_json)
     src = task.data
-    pairs, parts = _split_of(seed, task, Path(root))
+    pairs, parts, plan = _split_of(seed, task, Path(root))
     chosen = [pairs[i] for i in parts[split]]
-    k = len(task.classes)
     images: list[np.ndarray] = []
     masks: list[np.ndarray] = []
     ids: list[str] = []
-    for pair in chosen:
-        if isinstance(src, Folder2DSource):
-            img, m = read_pair(pair, src, image_size, k, task.name)
-            images.append(img)
-            masks.append(m)
-            ids.append(pair.stem)
-        else:
-            for sl in read_volume_pair(pair, src, image_size, k, task.name):
-                images.append(sl.image)
-                masks.append(sl.mask)
-                ids.append(sl.case_id)
+    for item in chosen:
+        for sl in read_item(item, task, plan, image_size):
+            if src.split.unit == "slice_block":
+                if sl.of == 1:
+                    raise DataError(f"task {task.name!r}: data.split.unit slice_block cuts volumes into slice blocks, "
+                                    f"but {item.stem!r} is a 2D image; use unit: case")
+                if slice_block(sl.index, sl.of, src.split) != split:
+                    continue
+            images.append(sl.image)
+            masks.append(sl.mask)
+            ids.append(sl.case_id)
     if not images and split_wanted(src.split, split):
         counts = {s: len(parts[s]) for s in SPLITS}
         raise DataError(
-            f"task {task.name!r}: the {split} split is empty after reading ({counts[split]} volume(s) gave no slices; "
+            f"task {task.name!r}: the {split} split is empty after reading ({counts[split]} item(s) gave no slices; "
             f"items per split {counts}; skip_empty_slices={getattr(src, 'skip_empty_slices', None)})"
         )
     img_arr = np.stack(images) if images else np.zeros((0, 3, image_size, image_size), np.float32)

@@ -15,7 +15,10 @@ from .schema import (
     DepartmentSpec,
     DiffusionConfig,
     FederationConfig,
+    CaseFoldersSource,
     Folder2DSource,
+    MSDSource,
+    NnUNetSource,
     MaskEncoding,
     ModelConfig,
     Nifti3DSource,
@@ -31,7 +34,7 @@ from .schema import (
 
 __all__ = [
     "METHODS", "PHANTOM_GENERATORS", "DataSource", "DepartmentSpec", "DiffusionConfig", "FederationConfig",
-    "Folder2DSource", "MaskEncoding", "ModelConfig", "Nifti3DSource", "PhantomSource", "PromptConfig", "Scenario",
+    "CaseFoldersSource", "Folder2DSource", "MSDSource", "NnUNetSource", "MaskEncoding", "ModelConfig", "Nifti3DSource", "PhantomSource", "PromptConfig", "Scenario",
     "SplitRule", "TaskSpec", "TextEncoderConfig", "TrainingConfig", "UNetConfig", "apply_overrides",
     "dump_scenario", "load_scenario", "parse_override", "scenario_differences", "validate_scenario",
 ]

@@ -73,6 +73,12 @@ class SplitRule(StrictModel):
     )
     fractions: tuple[float, float, float] = (0.60, 0.15, 0.25)
     val_from_train: float = Field(0.15, ge=0.0, lt=1.0, description="validation share taken from an official train split")
+    unit: Literal["case", "slice_block"] = Field(
+        "case",
+        description="case: every case (or patient) goes whole to one split; slice_block: the slices of every volume "
+        "are cut into contiguous train / val / test blocks by `fractions` (a data set of a single volume)",
+    )
+    block_gap: int = Field(0, ge=0, le=1000, description="slice_block: slices dropped at each block border")
 
     @field_validator("fractions")
     @classmethod
@@ -80,6 +86,13 @@ class SplitRule(StrictModel):
         if any(f < 0 for f in v) or abs(sum(v) - 1.0) > 1e-6:
             raise ValueError(f"train/val/test fractions must be >= 0 and sum to 1, got {list(v)}")
         return v
+
+    @model_validator(mode="after")
+    def _blocks_need_no_patterns(self) -> "SplitRule":
+        if self.unit == "slice_block" and (self.train_pattern or self.test_pattern or self.patient_pattern):
+            raise ValueError("split.unit slice_block cuts slices by `fractions`; drop train_pattern, test_pattern "
+                             "and patient_pattern (they choose whole cases)")
+        return self
 
 
 class MaskEncoding(StrictModel):
@@ -94,6 +107,10 @@ class MaskEncoding(StrictModel):
     nearest_tolerance: int = Field(
         0, ge=0, le=64, description="with value_map: accept values within this distance of a key (lossy masks)"
     )
+    default: int | None = Field(
+        None, ge=0, description="with value_map: the class of every value not listed (e.g. 0 for the other organs "
+        "of a many-label map); None: an unlisted value is an error"
+    )
 
     @model_validator(mode="after")
     def _one_rule(self) -> "MaskEncoding":
@@ -101,6 +118,8 @@ class MaskEncoding(StrictModel):
             raise ValueError("give either value_map or threshold, not both")
         if self.invert and self.threshold is None:
             raise ValueError("invert needs a threshold")
+        if self.default is not None and self.value_map is None:
+            raise ValueError("default needs a value_map (it is the class of the values the map does not list)")
         return self
 
 
@@ -112,6 +131,12 @@ class Folder2DSource(StrictModel):
     images: str = "images"
     masks: str = "masks"
     image_glob: str = "*"
+    mask_glob: str = Field("*", description="mask files to read, e.g. '*_anno.bmp' when masks share the image folder")
+    subsets: list[str] | None = Field(
+        None, min_length=1,
+        description="subfolders of root that each hold the images/masks folders (e.g. ['train/ROIs', 'test/ROIs'] "
+        "or BUSI's ['benign', 'malignant']); pair keys become 'subset/key', so split patterns can name the subset",
+    )
     pair_key: str | None = Field(
         None,
         description="regular expression searched in every image and mask file stem; its first group (or the whole "
@@ -161,7 +186,89 @@ class Nifti3DSource(StrictModel):
     split: SplitRule = Field(default_factory=SplitRule)
 
 
-DataSource = Annotated[Union[PhantomSource, Folder2DSource, Nifti3DSource], Field(discriminator="kind")]
+class _LayoutSource(StrictModel):
+    """What every published layout shares: one case = image file(s) + one label file, 2D rasters or 3D NIfTI
+    (3D volumes are cut into 2D slices along `axis`)."""
+
+    root: str = Field(..., description="the dataset folder, relative to the data root unless absolute")
+    axis: int = Field(2, ge=0, le=2, description="3D only: the slicing axis of the stored volume")
+    skip_empty_slices: bool = Field(False, description="3D only: drop slices whose label is all background")
+    window: tuple[float, float] | None = Field(None, description="intensity window (low, high) before scaling")
+    intensity: Literal["auto", "uint8", "minmax", "percentile"] = Field(
+        "auto", description="scaling to [-1, 1] per image or volume and channel: auto = the window if given, fixed "
+        "for 8-bit data, else percentiles"
+    )
+    percentiles: tuple[float, float] = Field((0.5, 99.5), description="low/high percentiles for intensity=percentile")
+    image_channels: Literal["rgb", "grey", "as_is"] = "as_is"
+    split: SplitRule = Field(default_factory=SplitRule)
+    limit: int | None = Field(None, ge=1, description="use at most this many cases (sorted by case id)")
+
+
+class _DeclaredLabels(_LayoutSource):
+    """A layout with a dataset.json that names its channels and labels."""
+
+    channels: list[Union[int, str]] | None = Field(
+        None, min_length=1, max_length=3,
+        description="input channels to use, by name (dataset.json channel_names / modality) or index; 1 or 3. "
+        "None: the only channel",
+    )
+    labels: dict[str, Union[str, list[str]]] | None = Field(
+        None, description="task class -> dataset.json label name(s) it selects (several names: their union). "
+        "None: every task class is a dataset.json label name. Labels not selected become background",
+    )
+
+
+class NnUNetSource(_DeclaredLabels):
+    """An nnU-Net v2 raw dataset: dataset.json (channel_names, labels, file_ending), imagesTr/CASE_XXXX<ending>
+    (one file per channel), labelsTr/CASE<ending>. 2D (PNG, TIFF, ...) or 3D (NIfTI)."""
+
+    kind: Literal["nnunet"] = "nnunet"
+
+
+class MSDSource(_DeclaredLabels):
+    """A Medical Segmentation Decathlon task: dataset.json (modality, labels as value -> name, training list of
+    image/label paths); multi-modal images are 4D with the channels on the last axis."""
+
+    kind: Literal["msd"] = "msd"
+
+
+class CaseTable(StrictModel):
+    """Choose the case folders from a table the dataset ships (e.g. M&Ms' vendor and centre CSV)."""
+
+    file: str = Field(..., description="CSV file, relative to the dataset root")
+    id_column: str = Field(..., description="column holding the case folder name")
+    where: dict[str, str] = Field(default_factory=dict, description="keep rows whose columns equal these values")
+
+
+class CaseFoldersSource(_LayoutSource):
+    """One folder per case holding its files by name: BraTS `{case}_flair.nii.gz` / `{case}_seg.nii.gz`, KiTS
+    `imaging.nii.gz` / `segmentation.nii.gz`, M&Ms `{case}_sa.nii.gz` / `{case}_sa_gt.nii.gz` (4D cine)."""
+
+    kind: Literal["case_folders"] = "case_folders"
+    cases: Union[str, list[str]] = Field(
+        "*", description="glob(s) of the case folders under root, e.g. 'Training/Labeled/*'"
+    )
+    images: list[str] = Field(
+        ..., min_length=1, max_length=3,
+        description="image file name(s) in a case folder, one per channel (1 or 3); {case} is the folder name",
+    )
+    label: str = Field(..., description="label file name in a case folder; {case} is the folder name")
+    mask: MaskEncoding = Field(default_factory=MaskEncoding)
+    frames: Literal["all", "labelled"] = Field(
+        "all", description="4D image and label (X, Y, Z, T): all time frames, or only those whose label has "
+        "foreground (M&Ms: the ED and ES frames)",
+    )
+    case_table: CaseTable | None = None
+
+
+DataSource = Annotated[
+    Union[PhantomSource, Folder2DSource, Nifti3DSource, NnUNetSource, MSDSource, CaseFoldersSource],
+    Field(discriminator="kind"),
+]
+REAL_SOURCES = (Folder2DSource, Nifti3DSource, NnUNetSource, MSDSource, CaseFoldersSource)
+"""Every data source read from files (all but the phantom)."""
+LAYOUT_SOURCES = (NnUNetSource, MSDSource, CaseFoldersSource)
+"""Sources whose cases are listed by a published layout (see c2gr_fed.data.layouts)."""
 
 
 # ---------------------------------------------------------------------------------------------- tasks, depts

@@ -1,8 +1,6 @@
 """2D image/mask folders (PNG, JPEG, BMP, TIFF, GIF), paired by file stem; the extensions may differ.
 
-TIFF goes through tifffile; a compression tifffile cannot decode without the optional `imagecodecs` package
-(LZW, as DRIVE ships its images) is read with Pillow instead. A GIF's pixels are its palette colours (grey
-levels for a grey palette), not the palette indices, so a GIF mask reads as the values an image viewer shows.
+Files are decoded by `decode.read_raster` (MONAI's readers); a GIF mask reads as the values an image viewer shows.
 """
 
 from __future__ import annotations
@@ -11,12 +9,12 @@ import fnmatch
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ...errors import DataError
 from ...scenario.schema import Folder2DSource
+from .decode import RASTER_EXTENSIONS, read_raster
 from .preprocess import (
     check_mask_classes,
     encode_mask,
@@ -28,11 +26,7 @@ from .preprocess import (
     to_three_channels,
 )
 
-if TYPE_CHECKING:
-    from PIL.Image import Image as PILImage
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif")
-TIFF_EXTENSIONS = (".tif", ".tiff")
+IMAGE_EXTENSIONS = RASTER_EXTENSIONS
 
 
 @dataclass(frozen=True)
@@ -108,106 +102,36 @@ def keyed(files: dict[str, Path], pattern: str, folder: Path, what: str) -> dict
     return out
 
 
-def list_pairs(src: Folder2DSource, root: Path) -> list[Pair]:
-    """All (key, image, mask) pairs of a folder source, sorted by key, cut to `limit`. The key is the file stem, or
-    what `pair_key` captures in it when images and masks are named differently."""
-    _check_dir(root, f"data root of source {src.root!r}")
-    image_dir, mask_dir = root / src.images, root / src.masks
+def _subset_pairs(src: Folder2DSource, base: Path) -> list[Pair]:
+    image_dir, mask_dir = base / src.images, base / src.masks
     images = list_files(image_dir, "image", IMAGE_EXTENSIONS, src.image_glob)
-    masks = list_files(mask_dir, "mask", IMAGE_EXTENSIONS)
+    masks = list_files(mask_dir, "mask", IMAGE_EXTENSIONS, src.mask_glob)
+    if images and not masks:
+        raise DataError(f"{mask_dir}: the mask folder (data.masks {src.masks!r}) holds no mask files"
+                        f"{'' if src.mask_glob == '*' else f' matching mask_glob {src.mask_glob!r}'}; expected one "
+                        f"mask per image ({len(images)} images in {image_dir}; supported: {', '.join(IMAGE_EXTENSIONS)})")
     if src.pair_key is not None:
         images = keyed(images, src.pair_key, image_dir, "image")
         masks = keyed(masks, src.pair_key, mask_dir, "mask")
-    pairs = match_pairs(images, masks, image_dir, mask_dir, masks_may_be_extra=src.image_glob != "*")
+    return match_pairs(images, masks, image_dir, mask_dir, masks_may_be_extra=src.image_glob != "*")
+
+
+def list_pairs(src: Folder2DSource, root: Path) -> list[Pair]:
+    """All (key, image, mask) pairs of a folder source, sorted by key, cut to `limit`. The key is the file stem, or
+    what `pair_key` captures in it when images and masks are named differently; with `subsets` it is prefixed by
+    the subset folder ("train/ROIs/g0001"), so split patterns can name the subset."""
+    _check_dir(root, f"data root of source {src.root!r}")
+    if not src.subsets:
+        pairs = _subset_pairs(src, root)
+    else:
+        pairs = []
+        for subset in src.subsets:
+            _check_dir(root / subset, f"subset {subset!r} (data.subsets)")
+            pairs += [Pair(f"{subset}/{p.stem}", p.image, p.mask) for p in _subset_pairs(src, root / subset)]
+        pairs.sort(key=lambda p: p.stem)
     if src.limit is not None:
         pairs = pairs[: src.limit]
     return pairs
-
-
-def read_raster(path: Path) -> tuple[np.ndarray, bool]:
-    """Decode one 2D raster file -> (array (H, W) or (H, W, C), last channel is alpha)."""
-    if not path.exists():
-        raise DataError(f"{path}: file not found")
-    ext = path.suffix.lower()
-    if ext not in IMAGE_EXTENSIONS:
-        raise DataError(f"{path}: unsupported file extension {ext!r}; supported: {', '.join(IMAGE_EXTENSIONS)}")
-    try:
-        if ext in TIFF_EXTENSIONS:
-            return _read_tiff(path), False
-        return _read_pil(path)
-    except DataError:
-        raise
-    except Exception as exc:  # decoders raise many different types for corrupt files
-        raise DataError(f"{path}: unreadable or corrupt {ext[1:].upper()} file ({type(exc).__name__}: {exc})") from None
-
-
-def _read_tiff(path: Path) -> np.ndarray:
-    import tifffile
-
-    with tifffile.TiffFile(path) as tif:
-        series = tif.series[0]
-        compression = getattr(tif.pages[0], "compression", None)
-        try:
-            arr = series.asarray()
-        except ValueError as exc:  # "<COMPRESSION.LZW: 5> requires the 'imagecodecs' package"
-            if "imagecodecs" not in str(exc):
-                raise
-            return _read_tiff_with_pillow(path, compression)
-        axes = series.axes
-    arr = np.asarray(arr)
-    # drop singleton leading axes (e.g. a 1-page stack)
-    while arr.ndim > 2 and arr.shape[0] == 1 and len(axes) > 2:
-        arr, axes = arr[0], axes[1:]
-    if arr.ndim == 3 and axes.endswith("YX"):  # planar / channel-first storage -> channels last
-        arr = np.moveaxis(arr, 0, -1)
-    if arr.ndim not in (2, 3):
-        raise DataError(f"{path}: expected one 2D TIFF image (H, W[, C]); found shape {arr.shape} (axes {axes})")
-    return arr
-
-
-def _read_tiff_with_pillow(path: Path, compression: object) -> np.ndarray:
-    """A TIFF whose compression tifffile cannot decode without imagecodecs; Pillow's libtiff reads LZW and most
-    others. Alpha is not expected in medical TIFFs and is kept as a channel (select it away with data.channels)."""
-    name = getattr(compression, "name", compression)
-    try:
-        arr, _ = _read_pil(path)
-    except Exception as exc:
-        raise DataError(
-            f"{path}: TIFF compressed with {name}, which neither tifffile (without the optional 'imagecodecs' "
-            f"package) nor Pillow can decode ({type(exc).__name__}: {exc}); pip install imagecodecs, or re-save "
-            "the file uncompressed"
-        ) from None
-    return arr
-
-
-def _read_pil(path: Path) -> tuple[np.ndarray, bool]:
-    from PIL import Image
-
-    with Image.open(path) as im:
-        im.load()
-        mode = im.mode
-        if mode == "P" and im.format == "GIF":  # GIF is always paletted: the pixels are the palette's colours
-            im = _gif_as_shown(im)
-            mode = im.mode
-        if mode == "P":  # palette: the indices are the data (label masks are often palette PNGs)
-            return np.array(im), False
-        if mode == "1":
-            return np.array(im).astype(np.uint8) * 255, False
-        if mode in ("CMYK", "YCbCr", "HSV", "LAB", "PA", "RGBX", "RGBa", "La"):
-            im = im.convert("RGBA" if "A" in mode or "a" in mode else "RGB")
-            mode = im.mode
-        arr = np.array(im)
-    if arr.dtype == np.bool_:
-        arr = arr.astype(np.uint8) * 255
-    return arr, mode in ("RGBA", "LA")
-
-
-def _gif_as_shown(im: "PILImage") -> "PILImage":
-    """A paletted GIF frame as its colours: grey levels ('L') when every palette entry is grey, else RGB."""
-    palette = im.getpalette() or []
-    rgb = np.asarray(palette[: 3 * (len(palette) // 3)], dtype=np.int64).reshape(-1, 3)
-    grey = bool(rgb.size) and bool((rgb[:, 0] == rgb[:, 1]).all() and (rgb[:, 1] == rgb[:, 2]).all())
-    return im.convert("L" if grey else "RGB")
 
 
 def read_image(path: Path, src: Folder2DSource) -> np.ndarray:

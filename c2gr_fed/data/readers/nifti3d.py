@@ -9,10 +9,9 @@ import numpy as np
 
 from ...errors import DataError
 from ...scenario.schema import Nifti3DSource
+from .decode import NIFTI_EXTENSIONS, read_volume
 from .folder2d import Pair, _check_dir, list_files, match_pairs
 from .preprocess import check_mask_classes, encode_mask, normalise_intensity, resize_image, resize_mask
-
-NIFTI_EXTENSIONS = (".nii.gz", ".nii")
 
 
 @dataclass(frozen=True)
@@ -20,6 +19,8 @@ class Slice:
     case_id: str  # "<volume stem>_s<index>"
     image: np.ndarray  # (3, S, S) float32
     mask: np.ndarray  # (S, S) int64
+    index: int = 0  # position along the slicing axis
+    of: int = 1  # slices along that axis in the volume (1: a 2D image)
 
 
 def list_volume_pairs(src: Nifti3DSource, root: Path) -> list[Pair]:
@@ -31,35 +32,30 @@ def list_volume_pairs(src: Nifti3DSource, root: Path) -> list[Pair]:
     return match_pairs(images, labels, image_dir, label_dir)
 
 
-def read_volume(path: Path) -> np.ndarray:
-    """Decode a NIfTI file -> 3D array (a trailing singleton 4th axis is dropped)."""
-    import nibabel as nib
-
-    if not path.exists():
-        raise DataError(f"{path}: file not found")
-    try:
-        img = nib.load(str(path))
-        arr = np.asanyarray(img.dataobj)
-    except Exception as exc:
-        raise DataError(f"{path}: unreadable or corrupt NIfTI file ({type(exc).__name__}: {exc})") from None
-    while arr.ndim > 3 and arr.shape[-1] == 1:
-        arr = arr[..., 0]
-    if arr.ndim != 3:
-        raise DataError(f"{path}: expected a 3D volume, got shape {arr.shape}")
-    return arr
+def check_same_grid(image: Path, label: Path, vol_shape: tuple[int, ...], lab_shape: tuple[int, ...],
+                    image_affine: np.ndarray, label_affine: np.ndarray, atol: float = 1e-3) -> None:
+    """A label volume must lie on its image's voxel grid: same shape and the same affine (within `atol` mm)."""
+    if tuple(vol_shape) != tuple(lab_shape):
+        raise DataError(
+            f"{label}: label volume shape {tuple(lab_shape)} does not match its image volume {image.name} shape "
+            f"{tuple(vol_shape)}; resample the label onto the image grid"
+        )
+    if not np.allclose(image_affine, label_affine, atol=atol):
+        worst = float(np.abs(image_affine - label_affine).max())
+        raise DataError(
+            f"{label}: label volume affine differs from its image volume {image.name} by up to {worst:.4g} "
+            f"(allowed {atol}); expected the same voxel grid (label affine {np.round(label_affine, 3).tolist()}, "
+            f"image affine {np.round(image_affine, 3).tolist()})"
+        )
 
 
 def read_volume_pair(
     pair: Pair, src: Nifti3DSource, image_size: int, num_classes: int, task: str
 ) -> list[Slice]:
     """One volume pair -> its slices along src.axis (empty ones dropped only if skip_empty_slices)."""
-    vol = read_volume(pair.image)
-    lab = read_volume(pair.mask)
-    if vol.shape != lab.shape:
-        raise DataError(
-            f"{pair.mask}: label volume shape {tuple(lab.shape)} does not match its image volume "
-            f"{pair.image.name} shape {tuple(vol.shape)}"
-        )
+    vol, vol_affine = read_volume(pair.image)
+    lab, lab_affine = read_volume(pair.mask)
+    check_same_grid(pair.image, pair.mask, vol.shape, lab.shape, vol_affine, lab_affine)
     if src.mask.value_map is None and src.mask.threshold is None and np.issubdtype(lab.dtype, np.floating):
         lab = np.asarray(lab, dtype=np.float64)
     flat = encode_mask(lab.reshape(lab.shape[0], -1), src.mask, str(pair.mask)).reshape(lab.shape)
@@ -76,5 +72,6 @@ def read_volume_pair(
         if src.skip_empty_slices and not m.any():
             continue
         img = np.repeat(norm[k][:, :, None], 3, axis=2)
-        out.append(Slice(f"{pair.stem}_s{k:0{width}d}", resize_image(img, image_size), resize_mask(m, image_size)))
+        out.append(Slice(f"{pair.stem}_s{k:0{width}d}", resize_image(img, image_size), resize_mask(m, image_size),
+                         k, norm.shape[0]))
     return out

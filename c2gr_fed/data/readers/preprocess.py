@@ -1,4 +1,5 @@
-"""Shared preprocessing: channel handling, intensity scaling to [-1, 1], mask encodings, resizing.
+"""Shared preprocessing: channel handling, intensity scaling to [-1, 1] and resizing (MONAI transforms), mask
+encodings.
 
 Images travel as float32 arrays (H, W, C); masks as int64 (H, W) class indices. Every failure is a DataError that
 names the file (`where`) and what was expected.
@@ -10,7 +11,6 @@ from typing import Literal, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ...errors import DataError
 from ...scenario.schema import MaskEncoding
@@ -117,8 +117,10 @@ def normalise_intensity(
         raise DataError(f"{where}: unknown intensity mode {mode!r}; allowed: auto, uint8, minmax, percentile")
     if hi <= lo:
         return np.full_like(x, -1.0)
-    y = (np.clip(x, lo, hi) - lo) / (hi - lo)
-    return (y * 2.0 - 1.0).astype(np.float32)
+    from monai.transforms import ScaleIntensityRange
+
+    scale = ScaleIntensityRange(a_min=lo, a_max=hi, b_min=-1.0, b_max=1.0, clip=True, dtype=np.float32)
+    return np.asarray(scale(x), dtype=np.float32)
 
 
 # ------------------------------------------------------------------------------------------------- masks
@@ -141,8 +143,8 @@ def encode_mask(raw: np.ndarray, encoding: MaskEncoding, where: str) -> np.ndarr
     """Pixel values (H, W) -> class indices int64 (H, W) following the MaskEncoding.
 
     threshold: value > t is class 1 (invert: value <= t); value_map: exact lookup (or within nearest_tolerance),
-    any other value is an error listing the bad values and the allowed keys; neither: the values are the class
-    indices and must be non-negative integers.
+    any other value is the `default` class when one is given, else an error listing the bad values and the allowed
+    keys; neither: the values are the class indices and must be non-negative integers.
     """
     v = np.asarray(raw)
     if v.ndim != 2:
@@ -158,12 +160,15 @@ def encode_mask(raw: np.ndarray, encoding: MaskEncoding, where: str) -> np.ndarr
         # nearest key for each distinct value
         idx = np.abs(uniq_f[:, None] - keys[None, :]).argmin(axis=1)
         dist = np.abs(uniq_f - keys[idx])
-        bad = uniq[dist > encoding.nearest_tolerance]
+        unlisted = dist > encoding.nearest_tolerance
+        if encoding.default is not None:  # values the map does not list are the default class
+            return np.where(unlisted, encoding.default, classes[idx])[inverse.reshape(v.shape)]
+        bad = uniq[unlisted]
         if bad.size:
             tol = f" (nearest_tolerance {encoding.nearest_tolerance})" if encoding.nearest_tolerance else ""
             raise DataError(
                 f"{where}: mask values {_fmt_values(bad.tolist())} are not in mask.value_map{tol}; "
-                f"allowed keys: {sorted(encoding.value_map)}"
+                f"allowed keys: {_fmt_values(sorted(encoding.value_map), 24)} (mask.default gives unlisted values a class)"
             )
         return classes[idx][inverse.reshape(v.shape)]
     # identity: values are class indices
@@ -199,17 +204,29 @@ def check_mask_classes(mask: np.ndarray, num_classes: int, where: str, task: str
 
 
 def resize_image(img: np.ndarray, size: int) -> np.ndarray:
-    """(H, W, 3) float32 -> (3, size, size), bilinear with antialiasing (area-like when shrinking)."""
-    t = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None]
-    if t.shape[-2:] != (size, size):
-        t = F.interpolate(t, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return t[0].clamp_(-1.0, 1.0).numpy().astype(np.float32, copy=False)
+    """(H, W, 3) float32 -> (3, size, size) by MONAI's Resize: area averaging when both axes shrink by 2 or more
+    (a box filter: no aliasing, and fast where a Gaussian would need a wide kernel), else bilinear with MONAI's
+    Gaussian anti-aliasing (closest to the torch triangle filter used before; benchmarks/reader_equivalence.py)."""
+    from monai.transforms import Resize
+
+    t = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32))  # (3, H, W)
+    h, w = t.shape[-2:]
+    if (h, w) != (size, size):
+        shrink = h >= 2 * size and w >= 2 * size
+        resize = Resize((size, size), mode="area") if shrink else Resize(
+            (size, size), mode="bilinear", anti_aliasing=True, dtype=torch.float32)
+        t = resize(t)
+        t = t.as_tensor() if hasattr(t, "as_tensor") else t
+    return t.clamp(-1.0, 1.0).numpy().astype(np.float32, copy=False)
 
 
 def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
-    """(H, W) int64 -> (size, size) by nearest neighbour on pixel centres (keeps the overlay aligned)."""
+    """(H, W) int64 -> (size, size) by MONAI's Resize, nearest neighbour on pixel centres (keeps the overlay aligned)."""
     if mask.shape == (size, size):
         return mask.astype(np.int64, copy=False)
-    t = torch.from_numpy(np.ascontiguousarray(mask.astype(np.float32)))[None, None]
-    t = F.interpolate(t, size=(size, size), mode="nearest-exact")
-    return t[0, 0].round().to(torch.int64).numpy()
+    from monai.transforms import Resize
+
+    t = torch.from_numpy(np.ascontiguousarray(mask.astype(np.float32)))[None]  # (1, H, W)
+    out = Resize((size, size), mode="nearest-exact", dtype=torch.float32)(t)
+    out = out.as_tensor() if hasattr(out, "as_tensor") else out
+    return out[0].round().to(torch.int64).numpy()

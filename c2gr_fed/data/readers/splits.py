@@ -154,3 +154,18 @@ def split_wanted(rule: SplitRule, split: str) -> bool:
     if rule.train_pattern is not None or rule.test_pattern is not None:
         return rule.val_from_train > 0
     return rule.fractions[1] > 0
+
+
+def slice_block(index: int, of: int, rule: SplitRule) -> str | None:
+    """split.unit slice_block: the split of slice `index` of `of` along the slicing axis, by contiguous blocks in
+    the order train, val, test (`fractions`); None for the `block_gap` slices dropped at each block border."""
+    f_train, f_val, _ = rule.fractions
+    n_train = _round(f_train * of)
+    n_val = _round(f_val * of)
+    bounds = (("train", 0, n_train), ("val", n_train, n_train + n_val), ("test", n_train + n_val, of))
+    for name, lo, hi in bounds:
+        if lo <= index < hi:
+            if name != "train" and index < lo + rule.block_gap:
+                return None
+            return name
+    return None
