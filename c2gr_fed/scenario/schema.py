@@ -227,6 +227,11 @@ class UNetConfig(StrictModel):
     layers_per_block: int = Field(1, ge=1, le=4)
     heads: int = Field(4, ge=1, le=32)
     groups: int = Field(8, ge=1, le=64, description="GroupNorm groups")
+    backbone: Literal["native", "diffusers"] = Field(
+        "native",
+        description="native: this package's UNet (ResBlocks + cross-attention); diffusers: diffusers' UNet blocks "
+        "(UNet2DConditionModel for the denoiser, its second timestep embedding for the mask part)",
+    )
 
     @model_validator(mode="after")
     def _levels_exist(self) -> "UNetConfig":
