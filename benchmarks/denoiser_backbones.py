@@ -98,6 +98,9 @@ def measure(sc: Scenario, batch_size: int, repeats: int, estimator: str) -> dict
         rows[b] = {"denoiser_train_samples_per_s": batch_size / den_s, "segmentor_train_samples_per_s": batch_size / seg_s,
                    "denoiser_step_s_all": out[b]["den_s"], "segmentor_step_s_all": out[b]["seg_s"],
                    "bjd_loss_init": out[b]["loss_init"], "bjd_loss_after_steps": loss_after}
+    for key, name in (("den_s", "denoiser"), ("seg_s", "segmentor")):  # repeat by repeat, same machine load
+        pairs = [d / n for d, n in zip(out["diffusers"][key], out["native"][key])]
+        rows[f"{name}_time_ratio_diffusers_over_native"] = statistics.median(pairs)
     return rows
 
 
@@ -120,10 +123,14 @@ def main(argv: list[str] | None = None) -> int:
         other = load_scenario(path)
         res["params"][str(path)] = {b: count(other, b) for b in BACKBONES}
     res["timing"] = measure(sc, res["batch"], args.repeats, args.estimator)
-    for b, r in res["timing"].items():
+    for b in BACKBONES:
+        r = res["timing"][b]
         print(f"{b:9s} denoiser {r['denoiser_train_samples_per_s']:7.1f} samples/s  segmentor "
               f"{r['segmentor_train_samples_per_s']:7.1f} samples/s  BJD loss {r['bjd_loss_init']:.4f} -> "
               f"{r['bjd_loss_after_steps']:.4f}")
+    print("median step-time ratio diffusers / native (paired repeats): denoiser "
+          f"{res['timing']['denoiser_time_ratio_diffusers_over_native']:.2f}, segmentor "
+          f"{res['timing']['segmentor_time_ratio_diffusers_over_native']:.2f}")
     print(json.dumps(res["params"], indent=1))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=1) + "\n")
