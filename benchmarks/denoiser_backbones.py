@@ -5,7 +5,8 @@
 
 For each backbone (the scenario's model section, with only ``backbone`` changed):
 * parameters of denoiser and segmentor for every scenario given (``--scenario`` and ``--count``; counted on the
-  meta device, so the paper profile costs no memory);
+  meta device, so the paper profile costs no memory), and FLOPs of one training sample, counted on the meta
+  device by torch's FlopCounterMode (independent of machine load; the paper profile included);
 * training samples/s on the ``--scenario`` profile: forward + backward + Adam step of the BJD loss (all three
   terms, ``--estimator full``) for the denoiser and of Dice + CE for the segmentor, on one fixed batch
   (images (B, 3, S, S), label maps (B, S, S), prompt tokens (B, L, D)); the two backbones alternate repeat by
@@ -42,6 +43,26 @@ def count(sc: Scenario, backbone: str) -> dict[str, int]:
     with torch.device("meta"):
         return {"denoiser": count_parameters(build_denoiser(den_cfg, k, d)),
                 "segmentor": count_parameters(build_segmentor(seg_cfg, k, d))}
+
+
+def flops(sc: Scenario, backbone: str) -> dict[str, int]:
+    """FLOPs of one training sample (forward + backward) on the meta device: the denoiser on (1, 3 + K, S, S), x3
+    for the three BJD terms, and the segmentor on (1, 3, S, S). Counted, not timed: no machine load enters."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    seg_cfg, den_cfg = _cfgs(sc, backbone)
+    k, pc, s = sc.model.max_classes, sc.model.prompt, sc.image_size
+    with torch.device("meta"):
+        den, seg = build_denoiser(den_cfg, k, pc.token_dim), build_segmentor(seg_cfg, k, pc.token_dim)
+        x, y = torch.randn(1, 3, s, s), torch.randn(1, k, s, s)  # (1, 3, S, S), (1, K, S, S)
+        ctx, t = torch.randn(1, pc.tokens, pc.token_dim), torch.zeros(1, dtype=torch.long)
+        with FlopCounterMode(display=False) as fc:
+            ex, ey = den(x, y, t, t, ctx)
+            (ex.sum() + ey.sum()).backward()
+        den_flops = 3 * fc.get_total_flops()
+        with FlopCounterMode(display=False) as fc:
+            seg(x, ctx).sum().backward()
+    return {"denoiser_bjd_full": den_flops, "segmentor": fc.get_total_flops()}
 
 
 def _bjd(den, batch, sched: NoiseSchedule, k: int, estimator: str) -> torch.Tensor:
@@ -112,16 +133,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--estimator", choices=("full", "stochastic"), default="full")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-timing", action="store_true", help="parameters and FLOPs only")
     ap.add_argument("--out", type=Path, required=True, help="JSON file of the results")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     sc = load_scenario(args.scenario)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     res: dict = {"timed_scenario": str(args.scenario), "threads": args.threads, "estimator": args.estimator,
                  "batch": args.batch or sc.training.batch_size, "image_size": sc.image_size, "repeats": args.repeats,
-                 "params": {}}
+                 "params": {}, "train_flops_per_sample": {}}
     for path in [args.scenario, *args.count]:
         other = load_scenario(path)
         res["params"][str(path)] = {b: count(other, b) for b in BACKBONES}
+        res["train_flops_per_sample"][str(path)] = {b: flops(other, b) for b in BACKBONES}
+    print(json.dumps({"params": res["params"], "train_flops_per_sample": res["train_flops_per_sample"]}, indent=1))
+    if args.no_timing:
+        args.out.write_text(json.dumps(res, indent=1) + "\n")
+        return 0
     res["timing"] = measure(sc, res["batch"], args.repeats, args.estimator)
     for b in BACKBONES:
         r = res["timing"][b]
@@ -131,8 +159,6 @@ def main(argv: list[str] | None = None) -> int:
     print("median step-time ratio diffusers / native (paired repeats): denoiser "
           f"{res['timing']['denoiser_time_ratio_diffusers_over_native']:.2f}, segmentor "
           f"{res['timing']['segmentor_time_ratio_diffusers_over_native']:.2f}")
-    print(json.dumps(res["params"], indent=1))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=1) + "\n")
     return 0
 

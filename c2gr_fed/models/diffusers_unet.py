@@ -77,7 +77,7 @@ class DiffusersJointDenoiser(nn.Module):
         if x.shape[-2] % f or x.shape[-1] % f:
             raise ValueError(f"image size {x.shape[-2]}x{x.shape[-1]} is not divisible by 2**(levels-1) = {f}")
         xy = torch.cat([x, y.to(x.dtype)], dim=1)  # (B, 3 + K_max, H, W)
-        ctx = context.to(xy.dtype) if not torch.is_autocast_enabled(xy.device.type) else context
+        ctx = context.to(xy.dtype)  # (B, L, D); a no-op unless the model runs in bf16 outside autocast
         out = self.unet(xy, t_x, encoder_hidden_states=ctx, class_labels=t_y, return_dict=False)[0]
         return out[:, :3], out[:, 3:]  # (B, 3, H, W), (B, K_max, H, W)
 
