@@ -46,18 +46,18 @@ def test_mask_timestep_has_its_own_embedding_and_gets_gradients() -> None:
 def test_segmentor_uses_the_prompt_and_learns() -> None:
     torch.manual_seed(0)
     seg = DiffusersPromptedSegmentor(CFGS[0], 2, D)
-    x = torch.randn(4, 3, 16, 16)
+    x = torch.randn(2, 3, 8, 8)
     masks = (x[:, 0] > 0).long() + (x[:, 1] > 0.5).long()
-    ctx = torch.randn(4, 2, D)
-    assert not torch.allclose(seg(x, ctx), seg(x, torch.randn(4, 2, D)))
-    opt = torch.optim.Adam(seg.parameters(), lr=3e-3)
+    ctx = torch.randn(2, 2, D)
+    assert not torch.allclose(seg(x, ctx), seg(x, torch.randn(2, 2, D)))
+    opt = torch.optim.Adam(seg.parameters(), lr=1e-2)
     losses = []
-    for _ in range(10):
-        loss = segmentation_loss(seg(x, ctx), masks, torch.tensor([2, 2, 2, 2]))["loss"]
+    for _ in range(4):
+        loss = segmentation_loss(seg(x, ctx), masks, torch.tensor([2, 2]))["loss"]
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     assert losses[-1] < losses[0]
 
 
