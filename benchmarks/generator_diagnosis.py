@@ -35,7 +35,7 @@ from c2gr_fed.data.loading import load_task  # noqa: E402
 from c2gr_fed.diffusion import NoiseSchedule, decode_masks, encode_masks, joint_diffusion_loss, sample_pairs  # noqa: E402
 from c2gr_fed.learning.replay import ReplaySet  # noqa: E402
 from c2gr_fed.learning.methods import method_spec  # noqa: E402
-from c2gr_fed.learning.round import Ema  # noqa: E402
+from c2gr_fed.learning.ema import Ema  # noqa: E402
 from c2gr_fed.learning.state import build_state  # noqa: E402
 from c2gr_fed.prompts import TaskDescriptor, embed_pool  # noqa: E402
 from c2gr_fed.reporting.figures import replay_grid  # noqa: E402

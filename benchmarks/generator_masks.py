@@ -39,7 +39,8 @@ from stream_cpu import subset_scenario  # noqa: E402
 from c2gr_fed.data.loading import load_task  # noqa: E402
 from c2gr_fed.diffusion import decode_masks, encode_masks, joint_diffusion_loss, sample_masks_given_images, sample_pairs  # noqa: E402
 from c2gr_fed.learning.replay import ReplaySet  # noqa: E402
-from c2gr_fed.learning.round import Ema, _batch  # noqa: E402
+from c2gr_fed.learning.ema import Ema  # noqa: E402
+from c2gr_fed.learning.round import _batch  # noqa: E402
 from c2gr_fed.learning.state import _denoiser_factory, build_state  # noqa: E402
 from c2gr_fed.metrics import case_dice  # noqa: E402
 from c2gr_fed.models import predict_masks  # noqa: E402

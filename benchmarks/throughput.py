@@ -26,7 +26,7 @@ import torch
 from c2gr_fed.diffusion import NoiseSchedule, encode_masks, joint_diffusion_loss, sample_pairs
 from c2gr_fed.learning.device import autocast, pick_device
 from c2gr_fed.learning.methods import method_spec
-from c2gr_fed.models import JointDenoiser, PromptedSegmentor, count_parameters, segmentation_loss
+from c2gr_fed.models import build_denoiser, build_segmentor, count_parameters, segmentation_loss
 from c2gr_fed.scenario import Scenario, load_scenario
 
 
@@ -50,8 +50,8 @@ def _time(fn, repeats: int, device: torch.device) -> float:
 def measure(sc: Scenario, device: torch.device, batch: int, repeats: int, sample_pairs_n: int,
             channels_last: bool) -> dict:
     S, K, pc = sc.image_size, sc.model.max_classes, sc.model.prompt
-    seg = PromptedSegmentor(sc.model.segmentor, K, pc.token_dim).to(device)
-    den = JointDenoiser(sc.model.denoiser, K, pc.token_dim).to(device)
+    seg = build_segmentor(sc.model.segmentor, K, pc.token_dim).to(device)
+    den = build_denoiser(sc.model.denoiser, K, pc.token_dim).to(device)
     if channels_last:
         seg = seg.to(memory_format=torch.channels_last)
         den = den.to(memory_format=torch.channels_last)

@@ -31,6 +31,7 @@ from ..prompts import TaskDescriptor, embed_pool
 from ..scenario import Scenario, TaskSpec
 from ..text import build_text_encoder
 from .device import autocast, pick_device
+from .ema import Ema
 from .methods import after_round, extra_loss, needs_teacher
 from .replay import ReplaySet, relabel_current_images, synthesise_replay
 from .round_metrics import RoundMetrics
@@ -399,38 +400,6 @@ def _batch_indices(n: int, n_current: int, batch_size: int, replay_fraction: flo
     cur, rep = stream(0, n_current, b_cur), stream(n_current, n - n_current, b_rep)
     for _ in range(total_steps):
         yield torch.cat([next(cur), next(rep)])
-
-
-class Ema:
-    """Exponential moving average of a module's floating-point parameters and buffers (for sampling).
-
-    warmup: the n-th update uses decay min(decay, (1 + n) / (10 + n)), so that early in a round the average
-    follows the weights being trained instead of the weights the round started from."""
-
-    def __init__(self, module: torch.nn.Module, decay: float, warmup: bool = False) -> None:
-        self.decay = float(decay)
-        self.warmup = warmup
-        self.updates = 0
-        self.shadow = {k: v.detach().clone() for k, v in module.state_dict().items() if v.is_floating_point()}
-
-    def current_decay(self) -> float:
-        if not self.warmup:
-            return self.decay
-        return min(self.decay, (1.0 + self.updates) / (10.0 + self.updates))
-
-    @torch.no_grad()
-    def update(self, module: torch.nn.Module) -> None:
-        decay = self.current_decay()
-        self.updates += 1
-        for k, v in module.state_dict().items():
-            if k in self.shadow:
-                self.shadow[k].lerp_(v.detach(), 1.0 - decay)
-
-    @torch.no_grad()
-    def copy_to(self, module: torch.nn.Module) -> None:
-        sd = module.state_dict()
-        for k, v in self.shadow.items():
-            sd[k].copy_(v)
 
 
 def _frozen_copy(state: LearnerState) -> LearnerState:

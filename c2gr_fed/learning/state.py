@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..diffusion import NoiseSchedule
-from ..models import JointDenoiser, PromptedSegmentor
+from ..models import JointDenoiser, PromptedSegmentor, build_denoiser, build_segmentor
 from ..prompts import PromptPool, build_prompt_module
 from ..scenario import Scenario
 from ..text import build_text_encoder
@@ -29,10 +29,10 @@ class LearnerState:
     """The learner a department receives, updates on its own data and hands back."""
 
     method: MethodSpec
-    segmentor: PromptedSegmentor
+    segmentor: PromptedSegmentor | torch.nn.Module
     prompts: nn.Module
     pool: PromptPool
-    denoiser: JointDenoiser | None = None
+    denoiser: JointDenoiser | torch.nn.Module | None = None
     schedule: NoiseSchedule | None = None
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
     """Method-specific tensors that travel too (EWC anchors and Fisher diagonals), keyed by name."""
@@ -90,7 +90,7 @@ def build_state(scenario: Scenario, method: str | None = None) -> LearnerState:
     torch.manual_seed(scenario.seed)
     pc = scenario.model.prompt
     prompts = build_prompt_module(spec.prompt_kind, text_dim(scenario), pc)
-    segmentor = PromptedSegmentor(scenario.model.segmentor, scenario.model.max_classes, pc.token_dim)
+    segmentor = build_segmentor(scenario.model.segmentor, scenario.model.max_classes, pc.token_dim)
     denoiser = schedule = bank = None
     if spec.trains_generator:
         make = _denoiser_factory(scenario)
@@ -103,9 +103,9 @@ def build_state(scenario: Scenario, method: str | None = None) -> LearnerState:
 
 
 def _denoiser_factory(scenario: Scenario):
-    """() -> a fresh JointDenoiser of the scenario's shape (initialised from the current torch RNG)."""
+    """() -> a fresh joint denoiser of the scenario's shape (initialised from the current torch RNG)."""
     cfg, k, d = scenario.model.denoiser, scenario.model.max_classes, scenario.model.prompt.token_dim
-    return lambda: JointDenoiser(cfg, k, d)
+    return lambda: build_denoiser(cfg, k, d)
 
 
 def wire_schema(scenario: Scenario, method: str | None = None) -> ArraySchema:

@@ -1,4 +1,4 @@
-"""Dice per foreground class, as a function plus an accumulator over batches.
+"""Dice per foreground class, as a function plus an accumulator over batches, on MONAI's confusion matrices.
 
 Convention (nnU-Net, MONAI `include_background=False`): Dice of class k is computed on the whole split
 (sum of intersections over sum of sizes across all cases), and is NaN when the class is absent from both the
@@ -10,21 +10,34 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
 
-def dice_counts(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Per-class (intersection, pred size, target size) for classes 1..K.
+def confusion_counts(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Per case and class 1..K, MONAI's (tp, fp, tn, fn) pixel counts.
 
-    pred, target: (B, H, W) int64 labels. Returns (K, 3) int64.
+    pred, target: (B, H, W) int64 labels (labels above K count as background). Returns (B, K, 4) float64.
     """
     if pred.shape != target.shape:
         raise ValueError(f"prediction {tuple(pred.shape)} and reference {tuple(target.shape)} differ in shape")
-    rows = []
-    for k in range(1, num_classes + 1):
-        p = pred == k
-        t = target == k
-        rows.append(torch.stack([(p & t).sum(), p.sum(), t.sum()]))
-    return torch.stack(rows).to(torch.int64)
+    from monai.metrics import get_confusion_matrix
+
+    cm = get_confusion_matrix(_one_hot(pred, num_classes), _one_hot(target, num_classes), include_background=False)
+    return cm.to(torch.float64)  # (B, K, 4); counts are exact integers
+
+
+def _one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(B, H, W) int64 -> (B, K + 1, H, W) float32 one-hot of labels 0..K; other labels give all-zero rows."""
+    inside = (labels >= 0) & (labels <= num_classes)
+    oh = F.one_hot(torch.where(inside, labels, num_classes + 1), num_classes + 2)[..., : num_classes + 1]
+    return oh.permute(0, 3, 1, 2).float()
+
+
+def _dice(counts: torch.Tensor) -> torch.Tensor:
+    """(..., 4) (tp, fp, tn, fn) -> (...) Dice = F1 = 2 tp / (2 tp + fp + fn), NaN where that denominator is 0."""
+    from monai.metrics import compute_confusion_matrix_metric
+
+    return compute_confusion_matrix_metric("f1 score", counts)
 
 
 class DiceAccumulator:
@@ -35,16 +48,14 @@ class DiceAccumulator:
         self.reset()
 
     def reset(self) -> None:
-        self._counts = torch.zeros(self.num_classes, 3, dtype=torch.int64)
+        self._counts = torch.zeros(self.num_classes, 4, dtype=torch.float64)
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
-        self._counts += dice_counts(pred.cpu(), target.cpu(), self.num_classes)
+        # pooled counts over the split, not MONAI DiceMetric's mean of per-case Dice: the paper's split-level Dice
+        self._counts += confusion_counts(pred.cpu(), target.cpu(), self.num_classes).sum(dim=0)  # (K, 4)
 
     def per_class(self) -> list[float]:
-        out = []
-        for inter, ps, ts in self._counts.tolist():
-            out.append(math.nan if ps + ts == 0 else 2.0 * inter / (ps + ts))
-        return out
+        return [float(v) for v in _dice(self._counts)]
 
     def mean(self) -> float:
         vals = [v for v in self.per_class() if not math.isnan(v)]
@@ -69,14 +80,7 @@ def case_dice(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> tor
     pred, target: (B, H, W) int64 labels. A case where no class is present in either counts as full
     agreement (1.0): both say "nothing here".
     """
-    if pred.shape != target.shape:
-        raise ValueError(f"prediction {tuple(pred.shape)} and reference {tuple(target.shape)} differ in shape")
-    total = torch.zeros(pred.shape[0], dtype=torch.float64, device=pred.device)
-    present = torch.zeros_like(total)
-    for k in range(1, num_classes + 1):
-        p, t = (pred == k).flatten(1), (target == k).flatten(1)
-        size = (p.sum(1) + t.sum(1)).double()
-        has = size > 0
-        total += torch.where(has, 2.0 * (p & t).sum(1).double() / size.clamp(min=1), 0.0)
-        present += has.double()
-    return torch.where(present > 0, total / present.clamp(min=1), torch.ones_like(total)).float()
+    per = _dice(confusion_counts(pred, target, num_classes))  # (B, K), NaN where a class is in neither
+    present = ~torch.isnan(per)
+    mean = torch.where(present, per, 0.0).sum(1) / present.sum(1).clamp(min=1)
+    return torch.where(present.any(1), mean, torch.ones_like(mean)).float().to(pred.device)

@@ -45,23 +45,29 @@ def restrict_logits(logits: Tensor, num_classes: Tensor) -> Tensor:
 
 
 def segmentation_loss(logits: Tensor, masks: Tensor, num_classes: Tensor, smooth: float = 1.0) -> dict[str, Tensor]:
-    """Dice + CE on restricted logits, computed in float32.
+    """Dice + CE on restricted logits, computed in float32 (MONAI's ``DiceLoss`` for the Dice part).
 
     logits (B, K_max + 1, H, W); masks (B, H, W) int64 in 0..K_b; num_classes (B,) int64.
     dice: 1 - mean over samples b and foreground classes 1..K_b of the soft Dice
     (2 sum(p g) + s) / (sum p + sum g + s); a class absent from the mask and not predicted scores ~1.
+    ce: cross-entropy over every pixel (what MONAI's ``DiceCELoss`` adds, with torch's ``cross_entropy``).
     """
     restricted = restrict_logits(logits, num_classes).float()
     ce = F.cross_entropy(restricted, masks)
-    probs = restricted.softmax(dim=1)[:, 1:]  # (B, K_max, H, W)
-    target = F.one_hot(masks, logits.shape[1]).permute(0, 3, 1, 2)[:, 1:].to(probs.dtype)  # (B, K_max, H, W)
-    inter = (probs * target).sum(dim=(2, 3))  # (B, K_max)
-    denom = probs.sum(dim=(2, 3)) + target.sum(dim=(2, 3))
-    dice = (2.0 * inter + smooth) / (denom + smooth)
+    per_class = _dice_loss(smooth)(restricted, masks[:, None]).flatten(1)  # (B, K_max): 1 - Dice of (b, k)
+    # DiceCELoss averages over every (b, k); a task with K_b < K_max has no channels K_b+1.., so those are masked out
     k = torch.arange(1, logits.shape[1], device=logits.device)
-    valid = (k[None, :] <= num_classes.to(logits.device)[:, None]).to(dice.dtype)  # (B, K_max)
-    dice_loss = 1.0 - (dice * valid).sum() / valid.sum().clamp_min(1.0)
+    valid = (k[None, :] <= num_classes.to(logits.device)[:, None]).to(per_class.dtype)  # (B, K_max)
+    dice_loss = (per_class * valid).sum() / valid.sum().clamp_min(1.0)
     return {"loss": dice_loss + ce, "dice": dice_loss, "ce": ce}
+
+
+def _dice_loss(smooth: float):
+    """MONAI's soft Dice loss per (sample, foreground class), softmax over the channels, unreduced: (B, K, 1, 1)."""
+    from monai.losses import DiceLoss
+
+    return DiceLoss(include_background=False, to_onehot_y=True, softmax=True, reduction="none",
+                    smooth_nr=smooth, smooth_dr=smooth)
 
 
 def predict_masks(logits: Tensor, num_classes: Tensor) -> Tensor:

