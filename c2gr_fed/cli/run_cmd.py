@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import platform
 import shlex
 import signal
@@ -90,6 +91,8 @@ class Display:
                 f"round {data['round'] + 1}: {data['task']} Dice {own:.3f} | replay {int(m.get('replay_samples', 0))} pairs "
                 f"in {m.get('time_replay_s', 0):.0f}s, train {m.get('time_train_s', 0):.0f}s, round {data['seconds']:.0f}s"
             )
+        elif kind == "warning":
+            self.console.print(f"[yellow]warning[/]: {data['text']}", highlight=False)
         elif kind in ("retry", "excluded", "evaluate_failed", "evaluate_refused"):
             self.console.print(f"[yellow]{kind}[/]: " + ", ".join(f"{k}={v}" for k, v in data.items()))
 
@@ -117,9 +120,10 @@ def run_command(args: argparse.Namespace, console: Console, verbose: bool) -> in
 
     spec = method_spec(scenario.method)
     check_machine(scenario)
-    with console.status("checking every department's data source (opening a sample of its files)"):
-        for task in scenario.stream():
-            open_task_files(scenario, task, data_root_of(args), quick=True)
+    if not os.environ.get("RAY_ADDRESS"):  # on a cluster each department checks its own data on its node
+        with console.status("checking every department's data source (opening a sample of its files)"):
+            for task in scenario.stream():
+                open_task_files(scenario, task, data_root_of(args), quick=True)
     run.ensure()
     lock = RunLock(run).acquire(_command_line())  # refused while another run holds this directory
     try:

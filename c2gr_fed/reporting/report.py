@@ -81,6 +81,8 @@ def write_report(root: Path) -> Path:
               "FWT = mean Dice on a task just before it is trained. Dice in points (x100).", ""]
     if info.get("note"):  # runs made before the departures were listed; after the facts it qualifies
         lines += [f"> **Note on these settings:** {info['note']}", ""]
+    for text in s.get("warnings", []):
+        lines += [f"> **Warning:** {text}", ""]
     if s["missing"]:
         lines += [f"**Missing entries** ({len(s['missing'])}): evaluations that failed are recorded as missing, not zero: "
                   + ", ".join(f"{m['after']}->{m['on']}" for m in s["missing"][:20]), ""]
