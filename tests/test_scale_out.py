@@ -171,3 +171,14 @@ def test_a_department_whose_data_folder_is_missing_says_so_at_discovery(
     write_drive_like(tmp_path / "data")
     reply = handle_discover(settings, _request(tmp_path, sc), _context(0, 2))
     assert reply.content.config_records["identity"]["data_ready"] == 1
+
+
+def test_replay_synthesis_autocasts_to_bf16_on_cuda_only() -> None:
+    from c2gr_fed.learning.device import sampling_autocast, sampling_dtype
+
+    assert sampling_dtype(torch.device("cuda"), "bf16") is torch.bfloat16
+    assert sampling_dtype(torch.device("cuda"), "fp32") is None
+    assert sampling_dtype(torch.device("cpu"), "bf16") is None  # CPU runs keep their fp32 results
+    with sampling_autocast(torch.device("cpu"), "bf16"):
+        assert not torch.is_autocast_enabled("cpu")
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype is torch.float32

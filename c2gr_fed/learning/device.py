@@ -47,6 +47,24 @@ def reset_peak_memory(device: torch.device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
+def sampling_dtype(device: torch.device, precision: str) -> torch.dtype | None:
+    """The autocast dtype of replay synthesis: bf16 on CUDA when training.precision is bf16; None (fp32) on the CPU,
+    where bf16 without native support is 10-100x slower and CPU runs keep their results."""
+    return torch.bfloat16 if device.type == "cuda" and precision == "bf16" else None
+
+
+@contextlib.contextmanager
+def sampling_autocast(device: torch.device, precision: str) -> Iterator[None]:
+    """Autocast around the sampler's network calls (see sampling_dtype); the sampler's update arithmetic stays in
+    the dtype of its fp32 state."""
+    dtype = sampling_dtype(device, precision)
+    if dtype is None:
+        yield
+        return
+    with torch.autocast(device_type=device.type, dtype=dtype):
+        yield
+
+
 @contextlib.contextmanager
 def autocast(device: torch.device, precision: str) -> Iterator[None]:
     """bf16 autocast where asked for (CPU and CUDA); a no-op for fp32."""

@@ -30,6 +30,7 @@ from ..models import predict_masks
 from ..prompts import embed_pool
 from ..scenario import Scenario
 from ..text import TextEncoder
+from .device import sampling_autocast
 from .state import LearnerState
 
 
@@ -114,8 +115,9 @@ def synthesise_replay(
             if progress is not None:
                 progress("replay", base + d, total)
 
-        x, generated, y = _draw(state, scenario, ctx, tokens.seg[t_idx], desc.num_classes,
-                                seed=seed + 104_729 * (t_idx + 1), progress=cb, denoiser=denoiser)
+        with sampling_autocast(device, scenario.training.precision):  # bf16 on CUDA only
+            x, generated, y = _draw(state, scenario, ctx, tokens.seg[t_idx], desc.num_classes,
+                                    seed=seed + 104_729 * (t_idx + 1), progress=cb, denoiser=denoiser)
         done += n_per
         # every replay is scored: the generated mask against the received segmentor's prediction
         labels = y if state.method.replay == "images" else _label_with_segmentor(state, x, tokens.seg[t_idx],
