@@ -98,7 +98,7 @@ def test_a_department_without_its_data_on_its_node_is_named_in_one_line(root: Pa
 def test_declared_gpus_torch_cannot_see_run_on_cpu_and_the_report_says_so(root: Path, tmp_path: Path,
                                                                          cluster: str) -> None:
     res = _run(root, cluster, str(root / "scenarios" / "smoke.yaml"), "--out", str(tmp_path / "run"),
-               "--set", "federation.gpus_per_department=1", *FAST, timeout=600)
+               "--set", "federation.gpus_per_department=1", "--method", "finetune", *FAST, timeout=600)
     assert res.returncode == 0, res.stdout + res.stderr
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     warned = [w for w in summary["warnings"] if "torch on its node sees no GPU: it ran on CPU" in w]
