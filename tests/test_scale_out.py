@@ -182,3 +182,20 @@ def test_replay_synthesis_autocasts_to_bf16_on_cuda_only() -> None:
     with sampling_autocast(torch.device("cpu"), "bf16"):
         assert not torch.is_autocast_enabled("cpu")
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype is torch.float32
+
+
+def test_a_run_that_fails_before_its_first_round_gives_no_resume_hint(root: Path, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Flower's own failure text ("An error was encountered", many lines) becomes one line without --resume."""
+    import c2gr_fed.cli.run_cmd as run_cmd
+    from c2gr_fed.cli.main import main
+
+    def fails(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("An error was encountered.\n  Ray reported: the actor pool is empty")
+
+    monkeypatch.setattr(run_cmd, "launch_simulation", fails)
+    assert main(["run", str(root / "scenarios" / "smoke.yaml"), "--out", str(tmp_path / "run")]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "the run failed before its first round was complete: An error was encountered. Ray reported" in err, err
+    assert "--resume" not in err

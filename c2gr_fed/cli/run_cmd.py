@@ -197,8 +197,12 @@ def _run_locked(args: argparse.Namespace, console: Console, verbose: bool, scena
                 raise _with_log(cause, run) from None
             if isinstance(exc, KeyboardInterrupt):
                 raise
-            raise C2GRError(f"the run failed: {exc} (state of the last complete round is in {run.checkpoints}; "
-                            f"continue with: c2gr-fed run --resume {run.root}; details in {run.log})") from exc
+            if checkpointed_rounds(run) == 0:  # nothing to resume: no hint that suggests otherwise
+                raise C2GRError(f"the run failed before its first round was complete: {_one_line(exc)} (details in "
+                                f"{run.log})") from exc
+            raise C2GRError(f"the run failed: {_one_line(exc)} (state of the last complete round is in "
+                            f"{run.checkpoints}; continue with: c2gr-fed run --resume {run.root}; details in "
+                            f"{run.log})") from exc
         finally:
             stop.uninstall()
         display.stop()
@@ -233,6 +237,12 @@ def _log_head(path: Path) -> str | None:
         for last in read_log(path):
             pass
     return str(last["hash"]) if last else None
+
+
+def _one_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception's text on one line (Flower's and Ray's errors span many), shortened to `limit` characters."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _signal_exit(exc: BaseException) -> int | None:
