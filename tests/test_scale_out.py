@@ -199,3 +199,14 @@ def test_a_run_that_fails_before_its_first_round_gives_no_resume_hint(root: Path
     err = " ".join(capsys.readouterr().err.split())
     assert "the run failed before its first round was complete: An error was encountered. Ray reported" in err, err
     assert "--resume" not in err
+
+
+def test_the_report_repeats_the_coordinators_warnings(tmp_path: Path) -> None:
+    from c2gr_fed.reporting.report import write_report
+    from test_report_format import _run_dir
+
+    run = _run_dir(tmp_path)
+    warning = ("department 'd' was granted 1 GPU(s) (federation.gpus_per_department) but torch on its node sees no "
+               "GPU: it ran on CPU")
+    run.summary.write_text(json.dumps({"warnings": [warning]}))
+    assert f"> **Warning:** {warning}" in write_report(run.root).read_text()
