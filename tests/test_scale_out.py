@@ -210,3 +210,29 @@ def test_the_report_repeats_the_coordinators_warnings(tmp_path: Path) -> None:
                "GPU: it ran on CPU")
     run.summary.write_text(json.dumps({"warnings": [warning]}))
     assert f"> **Warning:** {warning}" in write_report(run.root).read_text()
+
+
+@pytest.mark.slow
+def test_a_project_started_ray_hides_gpus_from_cpu_only_departments(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With gpus_per_department 0 the actors see CUDA_VISIBLE_DEVICES="" (Ray itself leaves it unset for them)."""
+    import os
+
+    import ray
+
+    from c2gr_fed.federation.simulation import start_ray
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setenv("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
+    monkeypatch.setenv("PYTHONPATH", os.environ.get("PYTHONPATH", ""))  # start_ray extends it: restored after
+
+    @ray.remote(num_cpus=1, num_gpus=0)
+    class Probe:
+        def visible(self) -> str | None:
+            return os.environ.get("CUDA_VISIBLE_DEVICES")
+
+    try:
+        start_ray(_smoke(root), verbose=False)
+        assert ray.get(Probe.remote().visible.remote(), timeout=120) == ""
+    finally:
+        ray.shutdown()
