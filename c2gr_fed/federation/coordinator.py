@@ -106,7 +106,9 @@ class Coordinator:
                     f"department {dept!r} cannot read its data on its node (node {r.metadata.src_node_id}): every "
                     "node must hold its departments' data folders under the data root the scenario names (--data-root "
                     "or C2GR_DATA_ROOT on that node); the department's own message is in "
-                    f"{errors_log_path('DEPT_ROOT', dept)} there")
+                    f"{errors_log_path(self.run.root, dept)} on that node (under $C2GR_DEPARTMENT_DIR/"
+                    f"{self.run.root.name} or TMP/c2gr-fed/{self.run.root.name} where the node does not see the run "
+                    "directory)")
             self.node_of[dept] = r.metadata.src_node_id
             self.dept_of[r.metadata.src_node_id] = dept
         missing = [d.name for d in self.scenario.departments if d.name not in self.node_of]
