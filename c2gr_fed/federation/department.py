@@ -134,7 +134,7 @@ def check_own_data(settings: AppSettings, scenario: Scenario, dept: str) -> None
         try:
             open_task_files(scenario, task, _data_root(settings), quick=True)
         except DataError as exc:
-            raise DataError(f"department {dept!r}, task {task.name!r}: {exc}") from None
+            raise DataError(f"department {dept!r}: {exc}") from None  # the error names the task and folder
 
 
 def _progress_writer(settings: AppSettings, dept: str, round_index: int, task: str):
