@@ -13,6 +13,7 @@ import math
 import time
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flwr.app import ConfigRecord, Context, Message, MetricRecord
 
@@ -28,6 +29,9 @@ from .department_folder import department_folder, department_root, visible_folde
 from .records import describe, load_state_from_content, pool_record, reply_content, state_records
 from .scenario_wire import SCENARIO_KEY, scenario_from_text
 from .settings import AppSettings, scenario_of, scenario_sha
+
+if TYPE_CHECKING:
+    import torch
 
 PROTOCOL = 1
 
@@ -163,7 +167,7 @@ def _progress_writer(settings: AppSettings, dept: str, round_index: int, task: s
     return write
 
 
-def department_device(scenario: Scenario):
+def department_device(scenario: Scenario) -> "torch.device":
     """The device policy (learning/device.py) with the GPUs the federation granted this department."""
     from ..learning.device import pick_device
 
