@@ -21,7 +21,8 @@ MAX_SCENARIO_CHARS = 1_000_000
 """Longest scenario text a request may carry (config key `scenario`: the resolved scenario's canonical JSON)."""
 OPTIONAL_CONFIG_KEYS = {"discover": {"scenario"}, "train": {"scenario"}, "evaluate": {"scenario"},
                         "audit": {"scenario"}, "identity": {"data_ready"}}
-"""Declared keys a record may leave out (logs written before the keys were declared still pass the audit)."""
+"""Declared keys a record may leave out: without `scenario` a department reads the scenario file its settings name;
+without `data_ready` the coordinator takes the department's data as readable."""
 
 ROUND_METRIC_KEYS = (
     "round", "train_samples", "replay_samples", "relabelled_samples", "steps", "generator_extra_steps", "loss_seg", "loss_diffusion",
