@@ -167,6 +167,8 @@ class Coordinator:
             self._completed = start
             log.truncate_to(ck.log_position)
             self._truncate_rounds(start)
+            for row in self.run.read_rounds():  # the warnings of the rounds kept
+                self._note_device(str(row.get("department")), row)
             self.emit("resumed", completed_rounds=start)
         elif self.settings.resume and log.position:
             log.truncate_to(0)
