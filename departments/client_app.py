@@ -22,24 +22,24 @@ def make_client_app(settings: AppSettings | None = None, mods: list | None = Non
     def _settings(context: Context) -> AppSettings:
         return settings_from_context(settings, dict(context.run_config), dict(context.node_config))
 
-    def _where(context: Context) -> tuple[str | None, str]:
-        return where_errors_go(_settings(context), context)
+    def _where(msg: Message):
+        return lambda context: where_errors_go(_settings(context), context, msg)
 
     @app.query("discover")
     def discover(msg: Message, context: Context) -> Message:
-        return with_error_codes(lambda m, c: handle_discover(_settings(c), m, c), _where)(msg, context)
+        return with_error_codes(lambda m, c: handle_discover(_settings(c), m, c), _where(msg))(msg, context)
 
     @app.train()
     def train(msg: Message, context: Context) -> Message:
-        return with_error_codes(lambda m, c: handle_train(_settings(c), m, c), _where)(msg, context)
+        return with_error_codes(lambda m, c: handle_train(_settings(c), m, c), _where(msg))(msg, context)
 
     @app.evaluate()
     def evaluate(msg: Message, context: Context) -> Message:
-        return with_error_codes(lambda m, c: handle_evaluate(_settings(c), m, c), _where)(msg, context)
+        return with_error_codes(lambda m, c: handle_evaluate(_settings(c), m, c), _where(msg))(msg, context)
 
     @app.query("audit")
     def audit(msg: Message, context: Context) -> Message:
-        return with_error_codes(lambda m, c: handle_audit(_settings(c), m, c), _where)(msg, context)
+        return with_error_codes(lambda m, c: handle_audit(_settings(c), m, c), _where(msg))(msg, context)
 
     return app
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import platform
 import shlex
 import signal
@@ -90,6 +91,8 @@ class Display:
                 f"round {data['round'] + 1}: {data['task']} Dice {own:.3f} | replay {int(m.get('replay_samples', 0))} pairs "
                 f"in {m.get('time_replay_s', 0):.0f}s, train {m.get('time_train_s', 0):.0f}s, round {data['seconds']:.0f}s"
             )
+        elif kind == "warning":
+            self.console.print(f"[yellow]warning[/]: {data['text']}", highlight=False)
         elif kind in ("retry", "excluded", "evaluate_failed", "evaluate_refused"):
             self.console.print(f"[yellow]{kind}[/]: " + ", ".join(f"{k}={v}" for k, v in data.items()))
 
@@ -117,9 +120,10 @@ def run_command(args: argparse.Namespace, console: Console, verbose: bool) -> in
 
     spec = method_spec(scenario.method)
     check_machine(scenario)
-    with console.status("checking every department's data source (opening a sample of its files)"):
-        for task in scenario.stream():
-            open_task_files(scenario, task, data_root_of(args), quick=True)
+    if not os.environ.get("RAY_ADDRESS"):  # on a cluster each department checks its own data on its node
+        with console.status("checking every department's data source (opening a sample of its files)"):
+            for task in scenario.stream():
+                open_task_files(scenario, task, data_root_of(args), quick=True)
     run.ensure()
     lock = RunLock(run).acquire(_command_line())  # refused while another run holds this directory
     try:
@@ -193,8 +197,12 @@ def _run_locked(args: argparse.Namespace, console: Console, verbose: bool, scena
                 raise _with_log(cause, run) from None
             if isinstance(exc, KeyboardInterrupt):
                 raise
-            raise C2GRError(f"the run failed: {exc} (state of the last complete round is in {run.checkpoints}; "
-                            f"continue with: c2gr-fed run --resume {run.root}; details in {run.log})") from exc
+            if checkpointed_rounds(run) == 0:  # nothing to resume: no hint that suggests otherwise
+                raise C2GRError(f"the run failed before its first round was complete: {_one_line(exc)} (details in "
+                                f"{run.log})") from exc
+            raise C2GRError(f"the run failed: {_one_line(exc)} (state of the last complete round is in "
+                            f"{run.checkpoints}; continue with: c2gr-fed run --resume {run.root}; details in "
+                            f"{run.log})") from exc
         finally:
             stop.uninstall()
         display.stop()
@@ -229,6 +237,12 @@ def _log_head(path: Path) -> str | None:
         for last in read_log(path):
             pass
     return str(last["hash"]) if last else None
+
+
+def _one_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception's text on one line (Flower's and Ray's errors span many), shortened to `limit` characters."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _signal_exit(exc: BaseException) -> int | None:

@@ -31,6 +31,7 @@ from .department import PROTOCOL, schema_of
 from .error_replies import error_text, errors_log_path
 from .guarded_grid import GuardedGrid, reply_error
 from .records import arrays_from_content, pool_record, state_records
+from .scenario_wire import SCENARIO_KEY, scenario_text
 from .settings import AppSettings, scenario_of, scenario_sha
 
 
@@ -39,6 +40,10 @@ class Coordinator:
         self.settings = settings
         self.scenario: Scenario = scenario_of(settings)
         self.sha = scenario_sha(self.scenario)
+        self.scenario_text = scenario_text(self.scenario)
+        """sent with every request: departments need no copy of the scenario file (scenario_wire.py)"""
+        self.warnings: list[str] = []
+        """said once each, in summary.json and the report (e.g. a department granted a GPU that torch cannot see)"""
         self.run = RunDir(__import__("pathlib").Path(settings.run_dir)).ensure()
         self.grid = grid
         self.node_of: dict[str, int] = {}
@@ -80,7 +85,8 @@ class Coordinator:
             self._sleep(0.5)
         if len(nodes) < expected:
             raise FederationError(f"only {len(nodes)} of {expected} department nodes connected within {timeout:.0f} s")
-        msgs = [Message(RecordDict({"discover": ConfigRecord({"protocol": PROTOCOL, "scenario_sha": self.sha})}),
+        msgs = [Message(RecordDict({"discover": ConfigRecord({"protocol": PROTOCOL, "scenario_sha": self.sha,
+                                                                 SCENARIO_KEY: self.scenario_text})}),
                         dst_node_id=n, message_type="query.discover", group_id="discover") for n in nodes]
         replies, refused = guarded.send_and_receive(msgs, round_index=-1, timeout=timeout)
         if refused:
@@ -95,6 +101,14 @@ class Coordinator:
                                       f"vs the coordinator's {self.sha[:12]})")
             if dept in self.node_of:
                 raise FederationError(f"two nodes claim department {dept!r}")
+            if int(ident.get("data_ready", 1)) != 1:
+                raise FederationError(
+                    f"department {dept!r} cannot read its data on its node (node {r.metadata.src_node_id}): every "
+                    "node must hold its departments' data folders under the data root the scenario names (--data-root "
+                    "or C2GR_DATA_ROOT on that node); the department's own message is in "
+                    f"{errors_log_path(self.run.root, dept)} on that node (under $C2GR_DEPARTMENT_DIR/"
+                    f"{self.run.root.name} or TMP/c2gr-fed/{self.run.root.name} where the node does not see the run "
+                    "directory)")
             self.node_of[dept] = r.metadata.src_node_id
             self.dept_of[r.metadata.src_node_id] = dept
         missing = [d.name for d in self.scenario.departments if d.name not in self.node_of]
@@ -153,6 +167,8 @@ class Coordinator:
             self._completed = start
             log.truncate_to(ck.log_position)
             self._truncate_rounds(start)
+            for row in self.run.read_rounds():  # the warnings of the rounds kept
+                self._note_device(str(row.get("department")), row)
             self.emit("resumed", completed_rounds=start)
         elif self.settings.resume and log.position:
             log.truncate_to(0)
@@ -205,7 +221,7 @@ class Coordinator:
         fed = self.scenario.federation
         content = RecordDict({**state_records(state), "pool": pool_record(state.pool),
                               "train": ConfigRecord({"round": r, "task": task, "scenario_sha": self.sha,
-                                                     "seed": self.scenario.seed})})
+                                                     "seed": self.scenario.seed, SCENARIO_KEY: self.scenario_text})})
         last_error = ""
         for attempt in range(fed.retries + 1):
             if attempt:
@@ -233,14 +249,26 @@ class Coordinator:
             state.pool = PromptPool.from_wire(dict(reply.content.config_records["pool"]))
             if task not in state.pool.names:
                 raise FederationError(f"department {dept!r}, round {r}: the returned pool does not contain {task!r}")
-            return {k: float(v) for k, v in reply.content.metric_records["round_metrics"].items()}
+            metrics = {k: float(v) for k, v in reply.content.metric_records["round_metrics"].items()}
+            self._note_device(dept, metrics)
+            return metrics
         raise FederationError(f"department {dept!r} failed to train task {task!r} in round {r} after "
                               f"{fed.retries + 1} attempt(s): {department_error(last_error)}")
+
+    def _note_device(self, dept: str, metrics: dict[str, float]) -> None:
+        """A department granted a GPU that ran on CPU (torch there sees none) is said once, in the summary."""
+        if metrics.get("gpu_unseen", 0.0) >= 1.0:
+            text = (f"department {dept!r} was granted {self.scenario.federation.gpus_per_department:g} GPU(s) "
+                    "(federation.gpus_per_department) but torch on its node sees no GPU: it ran on CPU")
+            if text not in self.warnings:
+                self.warnings.append(text)
+                self.emit("warning", text=text)
 
     def _eval_message(self, state: LearnerState, dept: str, r: int, group: str) -> Message:
         records = state_records(state, include=("segmentor", "prompts"))
         return Message(RecordDict({**records, "pool": pool_record(state.pool),
-                                   "evaluate": ConfigRecord({"round": r, "scenario_sha": self.sha})}),
+                                   "evaluate": ConfigRecord({"round": r, "scenario_sha": self.sha,
+                                                             SCENARIO_KEY: self.scenario_text})}),
                        dst_node_id=self.node_of[dept], message_type="evaluate", group_id=group)
 
     def _evaluate(self, guarded: GuardedGrid, state: LearnerState, r: int,
@@ -300,7 +328,7 @@ class Coordinator:
             for t in d.tasks:
                 content = RecordDict({**state_records(state), "pool": pool_record(state.pool),
                                       "audit": ConfigRecord({"round": r, "task": t.name, "scenario_sha": self.sha,
-                                                             "samples": n})})
+                                                             "samples": n, SCENARIO_KEY: self.scenario_text})})
                 msgs.append((t.name, Message(content, dst_node_id=self.node_of[d.name], message_type="query.audit",
                                              group_id=f"audit-{t.name}")))
         self.emit("audit_start", round=r, tasks=len(msgs))
@@ -344,7 +372,7 @@ class Coordinator:
         summary = stream_metrics(matrix, upto=upto)
         summary.update({"scenario": self.scenario.name, "method": self.scenario.method,
                         "completed_rounds": upto + 1, "total_rounds": len(matrix.tasks),
-                        "excluded_departments": sorted(self.excluded),
+                        "excluded_departments": sorted(self.excluded), "warnings": list(self.warnings),
                         "breaks_data_locality": state_breaks_locality(self.scenario)})
         atomic_write_text(self.run.summary, json.dumps(summary, indent=2, allow_nan=False))
         return summary
@@ -352,8 +380,8 @@ class Coordinator:
 
 def _failure(reply: Message, department: str | None = None, run_root: Path | None = None) -> str:
     """An accepted error reply on one line: its declared code in words and, for a department's own failure, the
-    file that holds the department's message (RUN_DIR/departments/NAME/errors.jsonl on that department's node;
-    in simulation and deploy-local the coordinator's run directory is the departments' too)."""
+    file that holds the department's message (DEPT_ROOT/departments/NAME/errors.jsonl on that department's node;
+    DEPT_ROOT is the run directory when that node sees it, see department_folder.py)."""
     code = reply_error(reply) or "failed"
     if code.startswith("flower:"):
         return error_text(code)

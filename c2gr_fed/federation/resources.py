@@ -5,7 +5,10 @@ that Ray cluster). Without the check, Flower finds an empty actor pool only afte
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
+from pathlib import Path
 from typing import Any
 
 from ..errors import ResourceError
@@ -19,10 +22,32 @@ def machine_cpus() -> int:
         return int(os.cpu_count() or 1)
 
 
-def machine_gpus() -> int:
-    import torch
+NVIDIA_PROC_GPUS = Path("/proc/driver/nvidia/gpus")
+"""One entry per NVIDIA GPU the kernel driver knows (independent of any CUDA library or torch build)."""
 
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+def machine_gpus(proc_dir: Path = NVIDIA_PROC_GPUS, smi: str | None = "nvidia-smi") -> int:
+    """The NVIDIA GPUs of this machine, from the hardware: `nvidia-smi -L` (lines "GPU i: ..."), else the entries
+    of /proc/driver/nvidia/gpus; never from torch (a CPU build of torch on a GPU machine would say 0). The count
+    Ray is told for a cluster this project starts; a department granted one that its torch cannot use says so."""
+    exe = shutil.which(smi) if smi else None
+    if exe:
+        try:
+            out = subprocess.run([exe, "-L"], capture_output=True, text=True, timeout=10, check=False)
+            if out.returncode == 0:
+                return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    try:
+        return sum(1 for p in proc_dir.iterdir() if p.is_dir())
+    except OSError:
+        return 0
+
+
+def actor_environment(scenario: Scenario) -> dict[str, str]:
+    """Environment variables for every department actor (Ray runtime_env): with federation.gpus_per_department 0,
+    CUDA_VISIBLE_DEVICES is empty (CPU everywhere; Ray leaves it unset for actors without GPUs)."""
+    return {"CUDA_VISIBLE_DEVICES": ""} if scenario.federation.gpus_per_department <= 0 else {}
 
 
 def _plural(n: float, what: str) -> str:
@@ -40,9 +65,9 @@ def check_machine(scenario: Scenario, cpus: int | None = None, gpus: int | None 
         gpus = machine_gpus() if gpus is None else gpus
         if gpus == 0:
             raise ResourceError(
-                f"federation.gpus_per_department = {fed.gpus_per_department:g}, but this machine has no GPU that torch "
-                "can use: run it on a GPU machine (or a Ray cluster with GPUs, RAY_ADDRESS), or --set "
-                "federation.gpus_per_department=0")
+                f"federation.gpus_per_department = {fed.gpus_per_department:g}, but this machine has no GPU (no NVIDIA GPU "
+                "in nvidia-smi -L or /proc/driver/nvidia/gpus): run it on a GPU machine (or a Ray cluster with GPUs, RAY_ADDRESS), or "
+                "--set federation.gpus_per_department=0")
         if fed.gpus_per_department > gpus:
             raise ResourceError(
                 f"federation.gpus_per_department = {fed.gpus_per_department:g}, but this machine has "
@@ -54,9 +79,9 @@ def check_machine(scenario: Scenario, cpus: int | None = None, gpus: int | None 
 
 
 def check_cluster(scenario: Scenario, nodes: list[dict[str, Any]], address: str) -> None:
-    """Refuse when no node of the Ray cluster (ray.nodes()) can host one department."""
+    """Refuse when no live node of the Ray cluster (ray.nodes()) can host one department."""
     fed = scenario.federation
-    alive = [n.get("Resources") or {} for n in nodes if n.get("Resources")]
+    alive = [n.get("Resources") or {} for n in nodes if n.get("Resources") and n.get("Alive", True)]
     fits = [r for r in alive if r.get("CPU", 0) >= fed.cpus_per_department
             and (fed.gpus_per_department == 0 or r.get("GPU", 0) >= fed.gpus_per_department)]
     if not fits:

@@ -34,7 +34,7 @@ from typing import Any, Iterator
 
 from ..runs.stop import StopSwitch
 from ..scenario import Scenario
-from .resources import check_cluster, check_machine, check_reachable, machine_cpus, machine_gpus
+from .resources import actor_environment, check_cluster, check_machine, check_reachable, machine_cpus, machine_gpus
 
 RELEASE_GRACE_S = 10.0
 """Seconds a department may still be busy after the coordinator has ended before its actor is killed."""
@@ -68,8 +68,9 @@ def backend_config(scenario: Scenario, verbose: bool) -> dict[str, Any]:
         # a new local cluster of our own: never attach to another run's Ray (a crashed run may leave one behind)
         init_args["address"] = "local"
         init_args["num_cpus"] = machine_cpus()  # check_machine refused a department that needs more
-        if machine_gpus():
-            init_args["num_gpus"] = machine_gpus()
+        gpus = machine_gpus()  # from the hardware, not from this process's torch build
+        if gpus:
+            init_args["num_gpus"] = gpus
     return {"client_resources": {"num_cpus": fed.cpus_per_department, "num_gpus": fed.gpus_per_department},
             "init_args": init_args}
 
@@ -119,7 +120,7 @@ def start_ray(scenario: Scenario, verbose: bool) -> dict[str, Any]:
     if not ray.is_initialized():
         if os.environ.get("RAY_ADDRESS"):
             check_reachable(os.environ["RAY_ADDRESS"])
-        ray.init(runtime_env={"env_vars": {"PYTHONPATH": pythonpath}}, **init_args)
+        ray.init(runtime_env={"env_vars": {"PYTHONPATH": pythonpath, **actor_environment(scenario)}}, **init_args)
     if os.environ.get("RAY_ADDRESS"):
         check_cluster(scenario, ray.nodes(), os.environ["RAY_ADDRESS"])
     return config

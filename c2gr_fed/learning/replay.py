@@ -32,6 +32,7 @@ from ..prompts import embed_pool
 from ..scenario import Scenario
 from ..text import TextEncoder
 from .methods import replay_masks
+from .device import sampling_autocast
 from .state import LearnerState
 
 
@@ -117,8 +118,9 @@ def synthesise_replay(
             if progress is not None:
                 progress("replay", base + d, total)
 
-        x, generated, y = _draw(state, scenario, ctx, tokens.seg[t_idx], desc.num_classes,
-                                seed=seed + 104_729 * (t_idx + 1), progress=cb, denoiser=denoiser)
+        with sampling_autocast(device, scenario.training.precision):  # bf16 on CUDA only
+            x, generated, y = _draw(state, scenario, ctx, tokens.seg[t_idx], desc.num_classes,
+                                    seed=seed + 104_729 * (t_idx + 1), progress=cb, denoiser=denoiser)
         done += n_per
         # every replay is scored: the generated mask against the received segmentor's prediction
         labelled = source in ("segmentor", "gated")

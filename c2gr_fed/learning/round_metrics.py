@@ -29,6 +29,9 @@ class RoundMetrics:
     time_train_s: float
     time_total_s: float
     peak_gpu_mem_mb: float | None = None
+    """this round's peak GPU memory (CUDA only)."""
+    gpu_unseen: float | None = None
+    """1 when the department was granted a GPU (federation.gpus_per_department) that torch on its node cannot see."""
     replay_agreement: float | None = None
     """mean Dice of the replay masks with the received segmentor's predictions (kept pairs)."""
     replay_agreement_candidates: float | None = None

@@ -74,7 +74,7 @@ ROUND_METRIC_RULES: dict[str, MetricRule] = {
     "loss_seg": LOSS, "loss_diffusion": LOSS, "loss_diffusion_extra": LOSS, "loss_generator_distill": LOSS,
     "loss_reg": LOSS,
     "time_replay_s": SECONDS, "time_train_s": SECONDS, "time_total_s": SECONDS,
-    "peak_gpu_mem_mb": MetricRule(0, 10_000_000, digits=4, floor=1.0),
+    "peak_gpu_mem_mb": MetricRule(0, 10_000_000, digits=4, floor=1.0), "gpu_unseen": FLAG,
     "replay_agreement": FRACTION, "replay_agreement_candidates": FRACTION, "replay_generated_mask_share": FRACTION,
     "generator_bank_size": MetricRule(0, 10_000, integer=True), "generator_warm_started": FLAG,
 }

@@ -6,6 +6,7 @@ using it; the audit re-checks the transfer log against it afterwards.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +17,13 @@ from .redact import as_logged, declared_or_redacted, redacted
 from .wire import ArrayInfo, MessageInfo, RecordInfo
 
 MAX_STRING = 160
-"""Longest string allowed anywhere on the wire (task descriptors)."""
+"""Longest string allowed anywhere on the wire (task descriptors), except the scenario text."""
+MAX_SCENARIO_CHARS = 1_000_000
+"""Longest scenario text a request may carry (config key `scenario`: the resolved scenario's canonical JSON)."""
+OPTIONAL_CONFIG_KEYS = {"discover": {"scenario"}, "train": {"scenario"}, "evaluate": {"scenario"},
+                        "audit": {"scenario"}, "identity": {"data_ready"}}
+"""Declared keys a record may leave out: without `scenario` a department reads the scenario file its settings name;
+without `data_ready` the coordinator takes the department's data as readable."""
 
 # the round metrics are named once, by what the round reports (c2gr_fed.learning.round_metrics.RoundMetrics)
 MEMORISATION_METRIC_KEYS = (
@@ -67,6 +74,8 @@ class WireSchema:
     With it, no free text crosses the wire: every string is one the scenario already declares."""
     scenario_sha: str | None = None
     """The run's scenario hash: with it, every scenario_sha config value must equal it."""
+    scenario_text: str | None = None
+    """The run's scenario as canonical JSON (with scenario_sha): every `scenario` config value must be exactly it."""
     pool_rows: dict[str, dict[str, Any]] = field(default_factory=dict)
     """task -> its declared prompt-pool row (one value per pool column): what a train reply appends."""
 
@@ -131,16 +140,18 @@ class WireSchema:
     def config_keys(self, record: str) -> dict[str, Any] | None:
         if record == "pool":
             return {k: ("list", v) for k, v in POOL_COLUMNS.items()}
+        # `scenario`: the resolved scenario's canonical JSON, configuration that departments need no file for
+        scenario = {"scenario_sha": ("hex", str), "scenario": ("scenario", str)}
         if record == "train":
-            return {"round": int, "task": ("task", str), "scenario_sha": ("hex", str), "seed": int}
+            return {"round": int, "task": ("task", str), "seed": int, **scenario}
         if record == "evaluate":
-            return {"round": int, "scenario_sha": ("hex", str)}
+            return {"round": int, **scenario}
         if record == "discover":
-            return {"protocol": int, "scenario_sha": ("hex", str)}
-        if record == "identity":
-            return {"department": ("department", str), "scenario_sha": ("hex", str)}
+            return {"protocol": int, **scenario}
+        if record == "identity":  # data_ready: 1 when the department could open its data folders on its node
+            return {"department": ("department", str), "scenario_sha": ("hex", str), "data_ready": ("flag", int)}
         if record == "audit":
-            return {"round": int, "task": ("task", str), "scenario_sha": ("hex", str), "samples": int}
+            return {"round": int, "task": ("task", str), "samples": int, **scenario}
         return None
 
     # ------------------------------------------------------------------ the check
@@ -237,11 +248,26 @@ class WireSchema:
             rule = declared[k]
             out.extend(self._check_value(f"{record}.{k}", v, rule))
         for k in declared:
-            if k not in items:
+            if k not in items and k not in OPTIONAL_CONFIG_KEYS.get(record, set()):
                 out.append(Violation(f"{record}.{k}", "declared config key missing"))
+        text, sha = items.get("scenario"), items.get("scenario_sha")
+        if isinstance(text, str) and isinstance(sha, str) and hashlib.sha256(text.encode()).hexdigest() != sha:
+            out.append(Violation(f"{record}.scenario", "is not the scenario that scenario_sha names"))
         return out
 
     def _check_value(self, path: str, v: Any, rule: Any) -> list[Violation]:
+        if rule == ("flag", int):
+            if isinstance(v, bool) or v not in (0, 1):
+                return [Violation(path, "expected 0 or 1")]
+            return []
+        if rule == ("scenario", str):
+            if not isinstance(v, str):
+                return [Violation(path, f"expected a string, got {type(v).__name__}")]
+            if len(v) > MAX_SCENARIO_CHARS:
+                return [Violation(path, f"scenario text of {len(v)} characters exceeds the limit of {MAX_SCENARIO_CHARS}")]
+            if self.scenario_text is not None and v != self.scenario_text:
+                return [Violation(path, "is not this run's scenario")]
+            return []
         if rule is int:
             if isinstance(v, bool) or not isinstance(v, int):
                 return [Violation(path, f"expected an integer, got {type(v).__name__}")]
@@ -344,7 +370,16 @@ class WireSchema:
                 continue
             rule = declared[k]
             typ = str(d.get("type"))
-            if rule is int:
+            if rule == ("scenario", str):
+                if typ != "str":
+                    out.append(Violation(path, f"expected a string, got {typ}"))
+                elif int(d.get("len", 0)) > MAX_SCENARIO_CHARS:
+                    out.append(Violation(path, f"scenario text of {d.get('len')} characters exceeds the limit of "
+                                         f"{MAX_SCENARIO_CHARS}"))
+                elif self.scenario_text is not None and d.get("sha256") != value_hash(self.scenario_text):
+                    out.append(Violation(path, f"value (hash {str(d.get('sha256'))[:8]}) is not this run's scenario"))
+                continue
+            if rule is int or rule == ("flag", int):
                 if typ != "int":
                     out.append(Violation(path, f"expected an integer, got {typ}"))
                 continue
@@ -377,7 +412,7 @@ class WireSchema:
             if allowed is not None and d.get("sha256") not in allowed:
                 out.append(Violation(path, f"value (hash {str(d.get('sha256'))[:8]}) is not one this scenario declares"))
         for k in declared:
-            if k not in keys:
+            if k not in keys and k not in OPTIONAL_CONFIG_KEYS.get(record, set()):
                 out.append(Violation(f"{record}.{k}", "declared config key missing"))
         return out
 
@@ -482,5 +517,6 @@ def schema_for_scenario(scenario: Any, pin_sha: bool = False) -> WireSchema:
         max_classes=scenario.model.max_classes,
         pool_values={c: {str(x) for x in v} for c, v in columns.items() if c in POOL_COLUMNS and POOL_COLUMNS[c] is str},
         scenario_sha=sha if pin_sha else None,
+        scenario_text=json.dumps(scenario.model_dump(mode="json"), sort_keys=True) if pin_sha else None,
         pool_rows={name: {c: columns[c][i] for c in POOL_COLUMNS} for i, name in enumerate(columns["names"])},
     )

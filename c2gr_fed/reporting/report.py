@@ -33,6 +33,7 @@ def load_run(root: Path) -> dict[str, Any]:
     saved = json.loads(run.summary.read_text()) if run.summary.exists() else {}
     breaks = bool(info.get("breaks_data_locality") or saved.get("breaks_data_locality"))  # exports carry no run.json
     return {"run": run, "matrix": matrix, "info": info, "rounds": rounds, "summary": summary, "breaks_data_locality": breaks,
+            "warnings": list(saved.get("warnings", [])),  # the coordinator's, e.g. a granted GPU torch could not see
             "method": info.get("method") or saved.get("method") or run.root.name}
 
 
@@ -81,6 +82,8 @@ def write_report(root: Path) -> Path:
               "FWT = mean Dice on a task just before it is trained. Dice in points (x100).", ""]
     if info.get("note"):  # runs made before the departures were listed; after the facts it qualifies
         lines += [f"> **Note on these settings:** {info['note']}", ""]
+    for text in d["warnings"]:
+        lines += [f"> **Warning:** {text}", ""]
     if s["missing"]:
         lines += [f"**Missing entries** ({len(s['missing'])}): evaluations that failed are recorded as missing, not zero: "
                   + ", ".join(f"{m['after']}->{m['on']}" for m in s["missing"][:20]), ""]
