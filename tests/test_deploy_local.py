@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from c2gr_fed.errors import FederationError, ScenarioError
+from c2gr_fed.errors import ScenarioError
 from c2gr_fed.federation import deploy_local as dl
+from c2gr_fed.federation.deploy_processes import _alive
 
 FAST = ["training.epochs=1", "diffusion.replay_per_task=4", "diffusion.sampling_steps=2"]
 
@@ -61,7 +62,7 @@ def test_process_set_stops_whole_trees(tmp_path: Path) -> None:
     pids = procs.all_pids()
     assert len(pids) == 2
     assert procs.stop(grace=5) == []
-    assert not any(dl._alive(p) for p in pids)
+    assert not any(_alive(p) for p in pids)
 
 
 def test_bad_scenario_fails_before_starting_anything(root: Path, tmp_path: Path) -> None:
@@ -177,7 +178,7 @@ def test_deploy_local_department_killed_mid_round_then_resumed_to_a_complete_run
     assert f"rounds complete and checkpointed: 1 of 3 in {out.resolve()}" in said, said[-3000:]
     assert f"c2gr-fed deploy-local --resume {out.resolve()}" in said
     pids = json.loads((out / "deploy-logs" / "pids.json").read_text())
-    assert pids["alive_after_stop"] == [] and not any(dl._alive(p) for p in pids["started"])
+    assert pids["alive_after_stop"] == [] and not any(_alive(p) for p in pids["started"])
     meta = read_checkpoint_meta(out / "checkpoints")
     assert meta is not None and meta["completed_rounds"] == 1
     kept_row = json.loads(json.dumps(meta["matrix"]))["values"][0]
@@ -206,5 +207,5 @@ def test_deploy_local_department_killed_mid_round_then_resumed_to_a_complete_run
     assert (out / "deploy-logs.1" / f"{victim}.log").exists()  # the first session's logs are kept
     pids = json.loads((logs / "pids.json").read_text())
     assert len(pids["started"]) >= 4 and pids["alive_after_stop"] == []
-    assert not any(dl._alive(p) for p in pids["started"])
+    assert not any(_alive(p) for p in pids["started"])
     print(f"deploy-local kill + resume: {time.monotonic() - t0:.0f} s in all; timings {deploy['timings_s']}")

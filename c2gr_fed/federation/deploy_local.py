@@ -23,6 +23,10 @@ the run ends, fails or is interrupted. Logs: RUN_DIR/deploy-logs/<process>.log.
 SuperLink runs with `--enable-supernode-auth`, so only SuperNodes whose public key was registered with
 `flwr supernode register` (one key per listed department) may join.
 
+The pieces live beside this module by concern: deploy_env (flwr home, tools, ports), deploy_staging (the staged
+app, CLI, node and run configs), deploy_credentials (`--secure` material), deploy_processes (process groups and
+their shutdown), deploy_flwr_cli (the flwr CLI calls); this module orchestrates them.
+
 Also a module entry point for containers: `python -m c2gr_fed.federation.deploy_local stage-app DIR` and
 `... submit --superlink HOST:PORT --scenario PATH --run-dir PATH [--root-certificates CA]`.
 """
@@ -30,415 +34,26 @@ Also a module entry point for containers: `python -m c2gr_fed.federation.deploy_
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..errors import FederationError
 from ..runs.timing import checkpointed_rounds
+from .deploy_credentials import make_credentials
+from .deploy_env import CONNECTION, flwr_env, free_ports, port_open, tool
+from .deploy_flwr_cli import flwr_cli, submit_run, wait_for_run
+from .deploy_processes import ProcessSet, tail
+from .deploy_staging import node_config, prepare_run_dir, run_config, stage_app, write_cli_config
 
-CONNECTION = "deploy-local"
-APP_NAME = "c2gr-fed-app"
-
-_APP_PYPROJECT = """\
-# Staged by c2gr_fed.federation.deploy_local: the Flower app bundle (FAB) for the deployment engine.
-# Only the thin apps travel in the FAB; the c2gr_fed library is installed where they run.
-[project]
-name = "{name}"
-version = "0.1.0"
-description = "c2gr-fed ServerApp (coordinator) and ClientApp (department)"
-license = "Apache-2.0"
-dependencies = []
-
-[tool.flwr.app]
-publisher = "c2gr-fed"
-
-[tool.flwr.app.components]
-serverapp = "server.server_app:app"
-clientapp = "departments.client_app:app"
-
-[tool.flwr.app.config]
-scenario = "scenarios/smoke.yaml"
-run-dir = "runs/flwr"
-data-root = ""
-overrides = ""
-resume = false
-"""
-
-
-# ---------------------------------------------------------------------------------------------- environment
-
-
-def flwr_env(flwr_home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment for every Flower process: offline, quiet, a private FLWR_HOME, the venv's binaries first."""
-    env = dict(os.environ)
-    env.update({
-        "FLWR_HOME": str(flwr_home),
-        "FLWR_TELEMETRY_ENABLED": "0",
-        "FLWR_DISABLE_UPDATE_CHECK": "1",
-        "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "PYTHONUNBUFFERED": "1",
-        "NO_COLOR": "1",
-        "TERM": "dumb",
-    })
-    bindir = str(Path(sys.executable).parent)
-    env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
-    if extra:
-        env.update(extra)
-    return env
-
-
-def tool(name: str) -> str:
-    """A Flower console script next to this interpreter (the venv), else on PATH."""
-    here = Path(sys.executable).parent / name
-    if here.exists():
-        return str(here)
-    found = shutil.which(name)
-    if not found:
-        raise FederationError(f"{name} not found next to {sys.executable} or on PATH: install flwr==1.42.0")
-    return found
-
-
-def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
-    """n distinct free TCP ports (all held open until all are chosen)."""
-    socks, ports = [], []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((host, 0))
-            socks.append(s)
-            ports.append(s.getsockname()[1])
-    finally:
-        for s in socks:
-            s.close()
-    return ports
-
-
-def port_open(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(0.5)
-        return s.connect_ex((host, port)) == 0
-
-
-# ------------------------------------------------------------------------------------------------ app staging
-
-
-def stage_app(dest: Path) -> Path:
-    """Write the minimal Flower app (pyproject.toml + server/ + departments/) to `dest`."""
-    import departments
-    import server
-
-    dest = Path(dest)
-    if dest.exists():
-        shutil.rmtree(dest)
-    dest.mkdir(parents=True)
-    for pkg in (server, departments):
-        src = Path(pkg.__file__).resolve().parent
-        shutil.copytree(src, dest / src.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "test_*.py"))
-    (dest / "pyproject.toml").write_text(_APP_PYPROJECT.format(name=APP_NAME))
-    return dest
-
-
-def write_cli_config(flwr_home: Path, address: str, root_certificates: Path | None) -> Path:
-    """$FLWR_HOME/config.toml with one SuperLink connection named `deploy-local` (the default)."""
-    flwr_home.mkdir(parents=True, exist_ok=True)
-    lines = ["[superlink]", f'default = "{CONNECTION}"', "", f"[superlink.{CONNECTION}]", f'address = "{address}"']
-    if root_certificates is not None:
-        lines.append(f'root-certificates = "{root_certificates}"')
-    else:
-        lines.append("insecure = true")
-    path = flwr_home / "config.toml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def toml_str(value: str) -> str:
-    return json.dumps(str(value))  # a JSON string is a valid TOML basic string
-
-
-def node_config(department: str, data_root: str | None) -> str:
-    parts = [f"department={toml_str(department)}"]
-    if data_root:
-        parts.append(f"data-root={toml_str(data_root)}")
-    return " ".join(parts)
-
-
-def run_config(scenario: Path, run_dir: Path, data_root: str | None = None, resume: bool = False) -> str:
-    parts = [f"scenario={toml_str(str(scenario))}", f"run-dir={toml_str(str(run_dir))}"]
-    if data_root:
-        parts.append(f"data-root={toml_str(data_root)}")
-    if resume:
-        parts.append("resume=true")
-    return " ".join(parts)
-
-
-# ---------------------------------------------------------------------------------------------- certificates
-
-
-@dataclass
-class Credentials:
-    ca: Path
-    server_cert: Path
-    server_key: Path
-    node_keys: dict[str, tuple[Path, Path]] = field(default_factory=dict)
-    """department -> (OpenSSH EC P-384 private key, public key)."""
-
-
-def make_credentials(dest: Path, departments: Sequence[str], hosts: Sequence[str] = ("127.0.0.1", "localhost"),
-                     extra_nodes: Sequence[str] = ()) -> Credentials:
-    """A local CA, a server certificate for `hosts`, and one SuperNode key pair per department (in Python, with
-    `cryptography`, which flwr depends on). docker/make-certs.sh does the same with openssl + ssh-keygen."""
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
-    from cryptography.x509.oid import NameOID
-
-    dest.mkdir(parents=True, exist_ok=True)
-    now = dt.datetime.now(dt.timezone.utc)
-
-    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "c2gr-fed local CA")])
-    ca_cert = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-               .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-               .not_valid_after(now + dt.timedelta(days=30))
-               .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-               .sign(ca_key, hashes.SHA256()))
-    srv_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    sans: list[x509.GeneralName] = []
-    for h in hosts:
-        try:
-            sans.append(x509.IPAddress(ipaddress.ip_address(h)))
-        except ValueError:
-            sans.append(x509.DNSName(h))
-    srv_cert = (x509.CertificateBuilder()
-                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
-                .issuer_name(ca_name).public_key(srv_key.public_key()).serial_number(x509.random_serial_number())
-                .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=30))
-                .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-                .sign(ca_key, hashes.SHA256()))
-    creds = Credentials(dest / "ca.crt", dest / "server.pem", dest / "server.key")
-    creds.ca.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    creds.server_cert.write_bytes(srv_cert.public_bytes(serialization.Encoding.PEM))
-    _write_private(creds.server_key, srv_key.private_bytes(serialization.Encoding.PEM,
-                                                           serialization.PrivateFormat.TraditionalOpenSSL,
-                                                           serialization.NoEncryption()))
-    for name in list(departments) + list(extra_nodes):
-        key = ec.generate_private_key(ec.SECP384R1())
-        priv, pub = dest / f"{name}.key", dest / f"{name}.key.pub"
-        _write_private(priv, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-                                               serialization.NoEncryption()))
-        pub.write_bytes(key.public_key().public_bytes(serialization.Encoding.OpenSSH,
-                                                      serialization.PublicFormat.OpenSSH) + f" {name}\n".encode())
-        creds.node_keys[name] = (priv, pub)
-    return creds
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    path.write_bytes(data)
-    path.chmod(0o600)
-
-
-# ------------------------------------------------------------------------------------------------- processes
-
-
-def _descendants(pid: int) -> list[int]:
-    """All descendants of pid (Linux /proc; empty elsewhere)."""
-    children: dict[int, list[int]] = {}
-    proc = Path("/proc")
-    if not proc.exists():
-        return []
-    for d in proc.iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            stat = (d / "stat").read_text()
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(d.name))
-    out, todo = [], [pid]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            out.append(c)
-            todo.append(c)
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie counts as gone
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-@dataclass
-class Proc:
-    name: str
-    popen: subprocess.Popen
-    log: Path
-
-
-class ProcessSet:
-    """Processes started in their own process groups; `stop()` ends them all, descendants included."""
-
-    def __init__(self, log_dir: Path) -> None:
-        self.log_dir = log_dir
-        log_dir.mkdir(parents=True, exist_ok=True)
-        self.procs: list[Proc] = []
-        self.seen: set[int] = set()
-
-    def start(self, name: str, argv: list[str], env: dict[str, str], cwd: Path | None = None) -> Proc:
-        log = self.log_dir / f"{name}.log"
-        fh = open(log, "ab")
-        fh.write(f"$ {shlex.join(argv)}\n".encode())
-        fh.flush()
-        p = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                             cwd=str(cwd) if cwd else None, start_new_session=True)
-        fh.close()
-        proc = Proc(name, p, log)
-        self.procs.append(proc)
-        self.seen.add(p.pid)
-        (self.log_dir / "processes.json").write_text(json.dumps({q.name: q.popen.pid for q in self.procs}, indent=1))
-        return proc
-
-    def remember_descendants(self) -> None:
-        for p in self.procs:
-            self.seen.update(_descendants(p.popen.pid))
-
-    def dead(self) -> list[Proc]:
-        return [p for p in self.procs if p.popen.poll() is not None]
-
-    def all_pids(self) -> set[int]:
-        self.remember_descendants()
-        return set(self.seen)
-
-    def stop(self, grace: float = 10.0) -> list[int]:
-        """SIGTERM every group and every known descendant, wait, then SIGKILL; returns pids still alive (none)."""
-        self.remember_descendants()
-        pids = set(self.seen)
-        groups = {p.popen.pid for p in self.procs}
-        for pid in sorted(pids):  # ServerApp/ClientApp processes may start sessions of their own
-            _signal(pid, signal.SIGTERM, group=pid in groups)
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            for p in self.procs:
-                p.popen.poll()
-            if not any(_alive(pid) for pid in pids):
-                break
-            time.sleep(0.2)
-        for pid in sorted(pids):
-            if _alive(pid):
-                _signal(pid, signal.SIGKILL, group=pid in groups)
-        for p in self.procs:
-            try:
-                p.popen.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-        time.sleep(0.2)
-        return [pid for pid in pids if _alive(pid)]
-
-
-def _signal(pid: int, sig: int, group: bool) -> None:
-    try:
-        if group:
-            os.killpg(pid, sig)
-        else:
-            os.kill(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def tail(path: Path, lines: int = 30) -> str:
-    try:
-        text = path.read_text(errors="replace").splitlines()
-    except OSError:
-        return f"(no log at {path})"
-    return "\n".join(text[-lines:])
-
-
-# ------------------------------------------------------------------------------------------------ flwr CLI
-
-
-def flwr_cli(args: list[str], env: dict[str, str], timeout: float = 120.0, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([tool("flwr"), *args], env=env, cwd=str(cwd) if cwd else None, capture_output=True,
-                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-
-
-def _json_of(out: str) -> dict[str, Any]:
-    """The JSON object in flwr's --format json output (it may print notices before it)."""
-    start = out.find("{")
-    if start < 0:
-        raise ValueError("no JSON in output")
-    return json.loads(out[start:])
-
-
-def run_status(run_id: int, env: dict[str, str], connection: str = CONNECTION) -> dict[str, Any]:
-    cp = flwr_cli(["ls", connection, "--run-id", str(run_id), "--format", "json"], env, timeout=60)
-    try:
-        data = _json_of(cp.stdout)
-    except ValueError as exc:
-        raise FederationError(f"flwr ls gave no JSON (exit {cp.returncode}): {(cp.stdout + cp.stderr)[-800:]}") from exc
-    runs = data.get("runs") or []
-    return runs[0] if runs else {}
-
-
-def submit_run(app: Path, env: dict[str, str], config: str, connection: str = CONNECTION) -> int:
-    cp = flwr_cli(["run", str(app), connection, "--run-config", config, "--format", "json"], env, timeout=300)
-    try:
-        data = _json_of(cp.stdout)
-    except ValueError:
-        data = {}
-    if cp.returncode != 0 or not data.get("success"):
-        raise FederationError(f"flwr run failed (exit {cp.returncode}): {(cp.stdout + cp.stderr)[-1500:]}")
-    return int(data["run-id"])
-
-
-def wait_for_run(run_id: int, env: dict[str, str], timeout: float, poll_s: float = 15.0,
-                 check: Callable[[], None] | None = None, connection: str = CONNECTION,
-                 done_hint: Callable[[], bool] | None = None) -> dict[str, Any]:
-    """Poll `flwr ls` until the run is finished (its real status: `flwr run --stream` exits 0 on failure).
-
-    Each `flwr ls` starts a Python process, so it is asked every `poll_s` seconds, or at once when the cheap
-    `done_hint` (e.g. summary.json complete) says the run may be over."""
-    t0 = time.monotonic()
-    status: dict[str, Any] = {}
-    last_ls = -poll_s
-    while time.monotonic() - t0 < timeout:
-        if check is not None:
-            check()
-        hint = done_hint() if done_hint is not None else False
-        since = time.monotonic() - last_ls
-        if (hint and since >= 3.0) or since >= poll_s:
-            last_ls = time.monotonic()
-            status = run_status(run_id, env, connection)
-            if str(status.get("status", "")).startswith("finished"):
-                return status
-        time.sleep(1.0)
-    raise FederationError(f"run {run_id} not finished after {timeout:.0f} s (last status: {status.get('status')})")
-
-
-# ------------------------------------------------------------------------------------------------ deploy-local
 
 
 @dataclass
@@ -639,9 +254,6 @@ def _read_summary(path: Path) -> dict[str, Any]:
         return {}
 
 
-# ------------------------------------------------------------------------------ container entry points
-
-
 def _submit_main(ns: argparse.Namespace) -> int:
     """For the compose `submit` container: stage the app, submit the run, wait for its real status."""
     home = Path(ns.flwr_home)
@@ -661,16 +273,6 @@ def _can_list(env: dict[str, str]) -> bool:
         return flwr_cli(["ls", CONNECTION, "--format", "json"], env, timeout=60).returncode == 0
     except subprocess.SubprocessError:
         return False
-
-
-def prepare_run_dir(scenario_path: Path, run_dir: Path, overrides: Sequence[str] = ()) -> Path:
-    """Write the resolved scenario to RUN_DIR/scenario.yaml (what `c2gr-fed run` does before a run)."""
-    from ..runs.layout import RunDir
-    from ..scenario import dump_scenario, load_scenario
-
-    run = RunDir(Path(run_dir)).ensure()
-    run.scenario.write_text(dump_scenario(load_scenario(scenario_path, list(overrides))))
-    return run.scenario
 
 
 def serve_superlink(superlink_argv: list[str], register_dir: Path, port: int, root_certificates: Path | None,
