@@ -84,7 +84,7 @@ def main() -> int:
                 first.kill()
         t_first = time.monotonic() - t0
         said = stdout + stderr
-        check("the first session exits with 2", first.returncode == 2)
+        check("the killed run exits with 2", first.returncode == 2)
         check(f"one message names the department: \"department '{VICTIM}': its SuperNode was killed (signal 9)\"",
               f"department {VICTIM!r}: its SuperNode was killed (signal 9)" in said)
         check("it names the rounds kept: 1 of 3", f"rounds complete and checkpointed: 1 of 3 in {out.resolve()}" in said)
@@ -109,9 +109,9 @@ def main() -> int:
         kinds = [(e["direction"], e.get("message_type")) for e in read_log(out / "transfers.jsonl")]
         check("three train replies (the killed round's request is not counted twice)",
               kinds.count(("department->coordinator", "train")) == 3)
-        check("the first session's logs are kept in deploy-logs.1", (out / "deploy-logs.1" / f"{VICTIM}.log").exists())
+        check("the killed run's logs are kept in deploy-logs.1", (out / "deploy-logs.1" / f"{VICTIM}.log").exists())
         pids = json.loads((out / "deploy-logs" / "pids.json").read_text())
-        check("nothing the resumed session started is left running",
+        check("nothing the resumed run started is left running",
               pids["alive_after_stop"] == [] and not any(_alive(p) for p in pids["started"]))
     total = time.monotonic() - t0
     ok = all(c for _, c in checks)
@@ -120,7 +120,7 @@ def main() -> int:
              f"{', '.join(FAST)}; round 2's department `{VICTIM}` is SIGKILLed while it trains).", "",
              "| check | result |", "|---|---|"]
     lines += [f"| {what} | {'pass' if c else '**FAIL**'} |" for what, c in checks]
-    lines += ["", f"Time on the shared 2-core machine: first session {t_first:.0f} s, resume {t_resume:.0f} s, "
+    lines += ["", f"Time on the shared 2-core machine: the killed run {t_first:.0f} s, the resumed run {t_resume:.0f} s, "
               f"{total:.0f} s in all.", "",
               "What it means: a department that dies mid-round stops the run with one line that names it and says how "
               "to continue; no process is left behind; the resumed run keeps round 1's results and completes, and its "
