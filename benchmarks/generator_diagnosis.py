@@ -45,14 +45,15 @@ ROOT = Path(__file__).resolve().parents[1]
 KEYS = {"prediction_type": str, "lr": float, "ema": float, "objective": str, "estimator": str}
 
 
-def parse_variant(text: str) -> tuple[str, dict]:
+def parse_variant(text: str, keys: dict = KEYS) -> tuple[str, dict]:
+    """'name:key=value,...' -> (name, {key: keys[key](value)}); an unknown key ends the script naming the known ones."""
     name, _, rest = text.partition(":")
     opts: dict = {}
     for item in filter(None, rest.split(",")):
         k, _, v = item.partition("=")
-        if k not in KEYS:
-            raise SystemExit(f"variant {name!r}: unknown key {k!r}; known: {sorted(KEYS)}")
-        opts[k] = KEYS[k](v)
+        if k not in keys:
+            raise SystemExit(f"variant {name!r}: unknown key {k!r}; known: {sorted(keys)}")
+        opts[k] = keys[k](v)
     return name, opts
 
 

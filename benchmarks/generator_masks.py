@@ -34,6 +34,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from generator_diagnosis import parse_variant as parse_diagnosis_variant  # noqa: E402
 from stream_cpu import subset_scenario  # noqa: E402
 
 from c2gr_fed.data.loading import load_task  # noqa: E402
@@ -55,14 +56,7 @@ KEYS = {"min_snr_gamma": float, "mask_loss_weight": float, "gen_steps": int, "wa
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
-    name, _, rest = text.partition(":")
-    opts: dict = {}
-    for item in filter(None, rest.split(",")):
-        k, _, v = item.partition("=")
-        if k not in KEYS:
-            raise SystemExit(f"variant {name!r}: unknown key {k!r}; known: {sorted(KEYS)}")
-        opts[k] = KEYS[k](v)
-    return name, opts
+    return parse_diagnosis_variant(text, KEYS)
 
 
 class TaskBench:
