@@ -279,13 +279,48 @@ def test_replay_filter_keeps_the_candidates_that_agree_with_the_segmentor(root: 
     assert float(kept.agreement.mean()) >= kept.candidate_agreement
 
 
-def test_replay_filter_needs_pair_replay_with_generated_masks(root: Path) -> None:
+def test_replay_filter_needs_pair_replay_without_gated_masks(root: Path) -> None:
     smoke = root / "scenarios" / "smoke.yaml"
-    assert load_scenario(smoke, ["diffusion.replay_filter=true", "diffusion.replay_masks=resampled"]).diffusion.replay_filter
+    for masks in ("generated", "resampled", "segmentor"):
+        sc = load_scenario(smoke, ["diffusion.replay_filter=true", f"diffusion.replay_masks={masks}"])
+        assert sc.diffusion.replay_filter
     with pytest.raises(ScenarioError, match="replay_filter is true but method 'gr' has no pair replay"):
         load_scenario(smoke, ["diffusion.replay_filter=true", "method=gr"])
-    with pytest.raises(ScenarioError, match="replay_filter is true but diffusion.replay_masks is 'segmentor'"):
-        load_scenario(smoke, ["diffusion.replay_filter=true", "diffusion.replay_masks=segmentor"])
+    with pytest.raises(ScenarioError, match="replay_filter is true but diffusion.replay_masks is 'gated'"):
+        load_scenario(smoke, ["diffusion.replay_filter=true", "diffusion.replay_masks=gated"])
+
+
+def test_replay_filter_with_segmentor_masks_keeps_the_images_the_segmentor_recognises(root: Path) -> None:
+    """With replay_masks: segmentor the filter keeps, per task, the generated images whose segmentor label agrees
+    best with the generator's own mask; the kept masks are the segmentor's labels of the kept images."""
+    import torch
+
+    from c2gr_fed.learning.replay import _label_with_segmentor, most_agreeing, synthesise_replay
+    from c2gr_fed.learning.state import build_state
+    from c2gr_fed.prompts import TaskDescriptor, embed_pool
+    from c2gr_fed.text import build_text_encoder
+
+    base = ["diffusion.sampling_steps=2", "diffusion.chunk_size=64", V, "diffusion.replay_masks=segmentor"]
+    smoke = root / "scenarios" / "smoke.yaml"
+    sc_f = load_scenario(smoke, base + ["diffusion.replay_per_task=2", "diffusion.replay_oversample=3",
+                                        "diffusion.replay_filter=true"])
+    sc_all = load_scenario(smoke, base + ["diffusion.replay_per_task=6"])
+    enc = build_text_encoder(sc_f.text_encoder)
+    state = build_state(sc_f)
+    for task in sc_f.stream()[:2]:
+        state.pool.add(TaskDescriptor.from_task(task))
+    cpu = torch.device("cpu")
+    kept = synthesise_replay(state, sc_f, enc, seed=3, device=cpu)
+    every = synthesise_replay(state, sc_all, enc, seed=3, device=cpu)
+    with torch.no_grad():
+        seg_tokens = state.prompts(embed_pool(state.pool, enc)).seg
+    for t, desc in enumerate(state.pool):
+        idx = most_agreeing(every.agreement[every.task_ids == t], 2)
+        images = kept.images[kept.task_ids == t]
+        assert torch.equal(images, every.images[every.task_ids == t][idx])
+        labels = _label_with_segmentor(state, images, seg_tokens[t], desc.num_classes)
+        assert torch.equal(kept.masks[kept.task_ids == t], labels.cpu())
+    assert float(kept.agreement.mean()) >= kept.candidate_agreement
 
 
 def test_replay_grid_titles_each_pair_with_its_agreement(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -482,7 +482,8 @@ class DiffusionConfig(StrictModel):
         False,
         description="sample diffusion.replay_oversample candidates per replay pair and keep those whose generated "
         "mask agrees best with the received segmentor's prediction on its image (beyond the paper; pair replay "
-        "with generated or resampled masks)",
+        "with generated, resampled or segmentor masks; with segmentor masks it keeps the generated images in which "
+        "the segmentor finds the structure the generator drew)",
     )
     replay_current_images: Literal["none", "same_modality"] = Field(
         "none",
@@ -624,12 +625,12 @@ class Scenario(StrictModel):
                              + ("has no pair replay" if spec.replay != "pairs" else "trains the NJD objective")
                              + ": re-sampling uses BJD's mask-given-image branch, which only a BJD method with pair "
                              "replay trains (c2gr, c2gr-norups)")
-        if dc.replay_filter and (spec.replay != "pairs" or dc.replay_masks not in ("generated", "resampled")):
+        if dc.replay_filter and (spec.replay != "pairs" or dc.replay_masks == "gated"):
             why = (f"method {self.method!r} has no pair replay" if spec.replay != "pairs"
                    else f"diffusion.replay_masks is {dc.replay_masks!r}")
-            raise ValueError(f"diffusion.replay_filter is true but {why}: filtering keeps the generated masks that "
-                             "agree best with the segmentor, so it needs pair replay with replay_masks: generated "
-                             "or resampled")
+            raise ValueError(f"diffusion.replay_filter is true but {why}: filtering keeps the pairs whose generated "
+                             "mask agrees best with the segmentor's label of the image, so it needs pair replay with "
+                             "replay_masks: generated, resampled or segmentor")
         if dc.replay_current_images != "none" and self.method in NO_GENERATOR_METHODS:
             raise ValueError(f"diffusion.replay_current_images is {dc.replay_current_images!r} but method "
                              f"{self.method!r} does not replay: use replay_current_images: none")
