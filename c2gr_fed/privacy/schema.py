@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from ..learning.round_metrics import PER_TASK_ROUND_METRICS, ROUND_METRIC_KEYS
 from .metric_rules import rule_for
@@ -157,32 +157,49 @@ class WireSchema:
     # ------------------------------------------------------------------ the check
 
     def check(self, info: MessageInfo, reply: bool, department: str | None) -> list[Violation]:
-        out: list[Violation] = []
+        """Check one live message (names, shapes, dtypes, byte counts and the config and metric values)."""
         if info.error is not None:
-            return out  # an error reply carries no content; the caller handles it
+            return []  # an error reply carries no content; the caller handles it
+
+        def content(name: str, kind: str) -> list[Violation]:
+            rec = info.records[name]
+            if kind == "arrays":
+                return self._check_arrays(name, rec.arrays)
+            if kind == "metrics":
+                return self._check_metrics(name, rec.items, department)
+            return self._check_config(name, rec.items)
+
+        kinds = {name: rec.kind for name, rec in info.records.items()}
+        return self._check_records(info.message_type, reply, department, kinds, redacted_name=declared_or_redacted,
+                                   content=content)
+
+    def _check_records(self, message_type: str, reply: bool, department: str | None, kinds: dict[str, Any],
+                       redacted_name: Callable[[str, Any], str], content: Callable[[str, str], list[Violation]]
+                       ) -> list[Violation]:
+        """The record-level rules shared by the live and the logged check: every record is declared for this message
+        type and direction (optional arrays only beside the segmentor of a train or audit message), has its declared
+        kind, and no declared record is missing. `kinds` maps each record name to its kind; `content` checks the
+        content of a record that passed."""
         try:
-            expected = self.expected(info.message_type, reply, department)
+            expected = self.expected(message_type, reply, department)
         except KeyError as exc:
             return [Violation("message_type", str(exc.args[0]))]
         allowed_optional = {n for n in self.optional_arrays if n in self.arrays}
-        for name, rec in info.records.items():
-            optional_here = name in allowed_optional and rec.kind == "arrays" and "segmentor" in expected and (
-                info.message_type in ("train", "query.audit"))
+        out: list[Violation] = []
+        for name, kind in kinds.items():
+            optional_here = name in allowed_optional and kind == "arrays" and "segmentor" in expected and (
+                message_type in ("train", "query.audit"))
             if name not in expected and not optional_here:
-                out.append(Violation(f"record {declared_or_redacted(name, RECORD_NAMES)}", f"not declared for {info.message_type} ({'reply' if reply else 'request'}); declared: {sorted(expected)}"))
+                out.append(Violation(f"record {redacted_name(name, RECORD_NAMES)}", f"not declared for {message_type} "
+                                     f"({'reply' if reply else 'request'}); declared: {sorted(expected)}"))
                 continue
-            kind = expected.get(name, "arrays")
-            if rec.kind != kind:
-                out.append(Violation(f"record {name!r}", f"is a {rec.kind} record, declared {kind}"))
+            want = expected.get(name, "arrays")
+            if kind != want:
+                out.append(Violation(f"record {name!r}", f"is a {kind} record, declared {want}"))
                 continue
-            if kind == "arrays":
-                out.extend(self._check_arrays(name, rec.arrays))
-            elif kind == "metrics":
-                out.extend(self._check_metrics(name, rec.items, department))
-            else:
-                out.extend(self._check_config(name, rec.items))
+            out.extend(content(name, kind))
         for name in expected:
-            if name not in info.records:
+            if name not in kinds:
                 out.append(Violation(f"record {name!r}", "declared but missing"))
         return out
 
@@ -309,52 +326,40 @@ class WireSchema:
         type, length and short hash) against this schema. Used by `c2gr-fed audit`."""
         if entry.get("error"):
             return []
-        mt = str(entry.get("message_type"))
-        try:
-            expected = self.expected(mt, reply, department)
-        except KeyError as exc:
-            return [Violation("message_type", str(exc.args[0]))]
-        out: list[Violation] = []
         recs = entry.get("records") or {}
-        allowed_optional = {n for n in self.optional_arrays if n in self.arrays}
-        for name, rec in recs.items():
-            kind = rec.get("kind")
-            optional_here = name in allowed_optional and kind == "arrays" and "segmentor" in expected and (
-                mt in ("train", "query.audit"))
-            if name not in expected and not optional_here:
-                out.append(Violation(f"record {as_logged(name, RECORD_NAMES)}", f"not declared for {mt} "
-                                     f"({'reply' if reply else 'request'}); declared: {sorted(expected)}"))
-                continue
-            want = expected.get(name, "arrays")
-            if kind != want:
-                out.append(Violation(f"record {name!r}", f"is a {kind} record, declared {want}"))
-                continue
+
+        def content(name: str, kind: str) -> list[Violation]:
+            rec = recs[name]
             if kind == "arrays":
-                try:
-                    arrays = [ArrayInfo(str(a[0]), tuple(int(x) for x in a[1]) if isinstance(a[1], list) else
-                                        str(a[1]), str(a[2]), int(a[3]), str(a[4]),
-                                        len(a) > 5 and a[5] is True, None if len(a) > 5 else
-                                        "the log predates parsed arrays")
-                              for a in rec.get("arrays", [])]
-                except (TypeError, ValueError, IndexError):
-                    out.append(Violation(f"record {name!r}", "array list is malformed in the log"))
-                    continue
-                out.extend(self._check_arrays(name, arrays, logged=True))
-                total = sum(a.nbytes for a in arrays)
-                if rec.get("bytes") != total:
-                    out.append(Violation(f"record {name!r}", f"logged {rec.get('bytes')} bytes but its arrays add up to {total}"))
-            elif kind == "metrics":
+                return self._check_logged_arrays(name, rec)
+            if kind == "metrics":
                 allowed = self.metric_keys(name, department)
+                out = []
                 for k, d in (rec.get("keys") or {}).items():
                     if allowed is not None and k not in allowed:
                         out.append(Violation(f"{name}.{as_logged(k, ())}", "undeclared metric key"))
                     if d.get("type") not in ("int", "float"):
                         out.append(Violation(f"{name}.{k}", f"metric must be a number, got {d.get('type')}"))
-            else:
-                out.extend(self._check_logged_config(name, rec.get("keys") or {}))
-        for name in expected:
-            if name not in recs:
-                out.append(Violation(f"record {name!r}", "declared but missing"))
+                return out
+            return self._check_logged_config(name, rec.get("keys") or {})
+
+        kinds = {name: rec.get("kind") for name, rec in recs.items()}
+        return self._check_records(str(entry.get("message_type")), reply, department, kinds, redacted_name=as_logged,
+                                   content=content)
+
+    def _check_logged_arrays(self, name: str, rec: dict[str, Any]) -> list[Violation]:
+        try:
+            arrays = [ArrayInfo(str(a[0]), tuple(int(x) for x in a[1]) if isinstance(a[1], list) else
+                                str(a[1]), str(a[2]), int(a[3]), str(a[4]),
+                                len(a) > 5 and a[5] is True, None if len(a) > 5 else
+                                "the log predates parsed arrays")
+                      for a in rec.get("arrays", [])]
+        except (TypeError, ValueError, IndexError):
+            return [Violation(f"record {name!r}", "array list is malformed in the log")]
+        out = self._check_arrays(name, arrays, logged=True)
+        total = sum(a.nbytes for a in arrays)
+        if rec.get("bytes") != total:
+            out.append(Violation(f"record {name!r}", f"logged {rec.get('bytes')} bytes but its arrays add up to {total}"))
         return out
 
     def _check_logged_config(self, record: str, keys: dict[str, dict[str, Any]]) -> list[Violation]:
