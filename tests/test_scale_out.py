@@ -236,3 +236,33 @@ def test_a_project_started_ray_hides_gpus_from_cpu_only_departments(root: Path, 
         assert ray.get(Probe.remote().visible.remote(), timeout=120) == ""
     finally:
         ray.shutdown()
+
+
+def test_discovery_waits_for_answers_as_long_as_a_round_and_names_the_silent_departments(tmp_path: Path) -> None:
+    """On a loaded machine the first message starts each node's actor, and departments queue for few actors: the
+    answers may take as long as a round (federation.round_timeout_s), not the 300 s allowed for nodes to connect."""
+    from c2gr_fed.federation.coordinator import Coordinator
+    from c2gr_fed.runs.layout import RunDir
+    from c2gr_fed.scenario import dump_scenario
+
+    sc = load_scenario(Path(__file__).resolve().parents[1] / "scenarios" / "smoke.yaml",
+                       ["federation.round_timeout_s=1234"])
+    run = RunDir(tmp_path / "run").ensure()
+    run.scenario.write_text(dump_scenario(sc))
+    asked: list[float] = []
+
+    class Nodes:
+        def get_node_ids(self) -> list[int]:
+            return list(range(len(sc.departments)))
+
+    class SilentGuard:
+        def send_and_receive(self, msgs: list, round_index: int, timeout: float) -> tuple[list, list]:
+            asked.append(timeout)
+            return [], []
+
+    coordinator = Coordinator(AppSettings(scenario_path=str(run.scenario), run_dir=str(run.root)), Nodes())
+    with pytest.raises(FederationError, match=r"did not answer discovery within 1234 s \(federation.round_timeout_s\)"
+                       ) as err:
+        coordinator.discover(SilentGuard(), timeout=5)
+    assert asked == [1234]
+    assert all(d.name in str(err.value) for d in sc.departments)

@@ -73,8 +73,9 @@ class Coordinator:
         return self.dept_of.get(node, f"node-{node}")
 
     def discover(self, guarded: GuardedGrid, timeout: float = 300.0) -> None:
-        """Wait for every department node, then ask each who it is (the first message starts its actor: slow on a
-        loaded machine, hence the generous timeout)."""
+        """Wait up to `timeout` s for every department node to connect, then ask each who it is. The answers may take
+        as long as a round (federation.round_timeout_s): the first message starts each node's actor and its imports,
+        and with more departments than actors they queue, which on a loaded machine takes minutes."""
         expected = len(self.scenario.departments)
         t0 = time.monotonic()
         nodes: list[int] = []
@@ -88,7 +89,8 @@ class Coordinator:
         msgs = [Message(RecordDict({"discover": ConfigRecord({"protocol": PROTOCOL, "scenario_sha": self.sha,
                                                                  SCENARIO_KEY: self.scenario_text})}),
                         dst_node_id=n, message_type="query.discover", group_id="discover") for n in nodes]
-        replies, refused = guarded.send_and_receive(msgs, round_index=-1, timeout=timeout)
+        answer_timeout = max(timeout, self.scenario.federation.round_timeout_s)
+        replies, refused = guarded.send_and_receive(msgs, round_index=-1, timeout=answer_timeout)
         if refused:
             raise PrivacyViolation(str(refused[0]))
         for r in replies:
@@ -113,7 +115,8 @@ class Coordinator:
             self.dept_of[r.metadata.src_node_id] = dept
         missing = [d.name for d in self.scenario.departments if d.name not in self.node_of]
         if missing:
-            raise FederationError(f"departments did not answer discovery: {missing}")
+            raise FederationError(f"departments did not answer discovery within {answer_timeout:.0f} s "
+                                  f"(federation.round_timeout_s): {missing}")
         self.emit("discovered", departments=sorted(self.node_of))
 
     # ------------------------------------------------------------------ the loop
