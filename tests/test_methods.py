@@ -246,21 +246,21 @@ def test_most_agreeing_keeps_the_top_scores_in_order() -> None:
         most_agreeing(agree, 6)
 
 
-def test_replay_filter_keeps_the_candidates_that_agree_with_the_segmentor(root: Path) -> None:
-    """diffusion.replay_filter samples replay_oversample x the pairs and keeps, per task, exactly those that the
-    unfiltered replay would have drawn with the same seed and generator and that agree best with the segmentor."""
+def _filtered_and_every_replay(root: Path, extra: list[str]):
+    """One smoke state with two tasks in its pool, replayed twice with the same seed: filtered (2 kept of 3x
+    candidates per task) and unfiltered (all 6 candidates). Returns (state, encoder, kept, every)."""
     import torch
 
-    from c2gr_fed.learning.replay import most_agreeing, synthesise_replay
+    from c2gr_fed.learning.replay import synthesise_replay
     from c2gr_fed.learning.state import build_state
     from c2gr_fed.prompts import TaskDescriptor
     from c2gr_fed.text import build_text_encoder
 
-    base = ["diffusion.sampling_steps=2", "diffusion.chunk_size=64", V]
-    sc_f = load_scenario(root / "scenarios" / "smoke.yaml", base + ["diffusion.replay_per_task=2",
-                                                                     "diffusion.replay_oversample=3",
-                                                                     "diffusion.replay_filter=true"])
-    sc_all = load_scenario(root / "scenarios" / "smoke.yaml", base + ["diffusion.replay_per_task=6"])
+    base = ["diffusion.sampling_steps=2", "diffusion.chunk_size=64", V, *extra]
+    smoke = root / "scenarios" / "smoke.yaml"
+    sc_f = load_scenario(smoke, base + ["diffusion.replay_per_task=2", "diffusion.replay_oversample=3",
+                                        "diffusion.replay_filter=true"])
+    sc_all = load_scenario(smoke, base + ["diffusion.replay_per_task=6"])
     enc = build_text_encoder(sc_f.text_encoder)
     state = build_state(sc_f)
     for task in sc_f.stream()[:2]:
@@ -268,6 +268,17 @@ def test_replay_filter_keeps_the_candidates_that_agree_with_the_segmentor(root: 
     cpu = torch.device("cpu")
     kept = synthesise_replay(state, sc_f, enc, seed=3, device=cpu)
     every = synthesise_replay(state, sc_all, enc, seed=3, device=cpu)
+    return state, enc, kept, every
+
+
+def test_replay_filter_keeps_the_candidates_that_agree_with_the_segmentor(root: Path) -> None:
+    """diffusion.replay_filter samples replay_oversample x the pairs and keeps, per task, exactly those that the
+    unfiltered replay would have drawn with the same seed and generator and that agree best with the segmentor."""
+    import torch
+
+    from c2gr_fed.learning.replay import most_agreeing
+
+    _, _, kept, every = _filtered_and_every_replay(root, [])
     assert kept.task_ids.tolist() == [0, 0, 1, 1] and every.task_ids.tolist() == [0] * 6 + [1] * 6
     assert kept.candidate_agreement == pytest.approx(float(every.agreement.mean()))
     for t in (0, 1):
@@ -295,23 +306,10 @@ def test_replay_filter_with_segmentor_masks_keeps_the_images_the_segmentor_recog
     best with the generator's own mask; the kept masks are the segmentor's labels of the kept images."""
     import torch
 
-    from c2gr_fed.learning.replay import _label_with_segmentor, most_agreeing, synthesise_replay
-    from c2gr_fed.learning.state import build_state
-    from c2gr_fed.prompts import TaskDescriptor, embed_pool
-    from c2gr_fed.text import build_text_encoder
+    from c2gr_fed.learning.replay import _label_with_segmentor, most_agreeing
+    from c2gr_fed.prompts import embed_pool
 
-    base = ["diffusion.sampling_steps=2", "diffusion.chunk_size=64", V, "diffusion.replay_masks=segmentor"]
-    smoke = root / "scenarios" / "smoke.yaml"
-    sc_f = load_scenario(smoke, base + ["diffusion.replay_per_task=2", "diffusion.replay_oversample=3",
-                                        "diffusion.replay_filter=true"])
-    sc_all = load_scenario(smoke, base + ["diffusion.replay_per_task=6"])
-    enc = build_text_encoder(sc_f.text_encoder)
-    state = build_state(sc_f)
-    for task in sc_f.stream()[:2]:
-        state.pool.add(TaskDescriptor.from_task(task))
-    cpu = torch.device("cpu")
-    kept = synthesise_replay(state, sc_f, enc, seed=3, device=cpu)
-    every = synthesise_replay(state, sc_all, enc, seed=3, device=cpu)
+    state, enc, kept, every = _filtered_and_every_replay(root, ["diffusion.replay_masks=segmentor"])
     with torch.no_grad():
         seg_tokens = state.prompts(embed_pool(state.pool, enc)).seg
     for t, desc in enumerate(state.pool):
