@@ -16,14 +16,14 @@ from torch import Tensor, nn
 from c2gr_fed.scenario.schema import UNetConfig
 
 from .blocks import TimestepMLP
+from .input_checks import check_joint_inputs, check_model_sizes
 from .unet import PromptUNet
 
 
 class JointDenoiser(nn.Module):
     def __init__(self, cfg: UNetConfig, max_classes: int, context_dim: int) -> None:
         super().__init__()
-        if max_classes < 1:
-            raise ValueError(f"max_classes must be >= 1, got {max_classes}")
+        check_model_sizes(max_classes)
         self.cfg = cfg
         self.max_classes = max_classes
         self.context_dim = context_dim
@@ -36,10 +36,7 @@ class JointDenoiser(nn.Module):
         nn.init.zeros_(self.unet.out_conv.bias)
 
     def forward(self, x: Tensor, y: Tensor, t_x: Tensor, t_y: Tensor, context: Tensor) -> tuple[Tensor, Tensor]:
-        if x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError(f"x must be (B, 3, H, W), got {tuple(x.shape)}")
-        if y.shape != (x.shape[0], self.max_classes, *x.shape[2:]):
-            raise ValueError(f"y must be (B, K_max={self.max_classes}, H, W) matching x, got {tuple(y.shape)}")
+        check_joint_inputs(x, y, self.max_classes)
         emb = self.time_image(t_x) + self.time_mask(t_y)  # (B, 4 C0)
         xy = _cat_same_dtype(x, y)  # (B, 3 + K_max, H, W)
         out = self.unet(xy, context, emb)  # (B, 3 + K_max, H, W)

@@ -25,6 +25,8 @@ from torch import Tensor, nn
 
 from c2gr_fed.scenario.schema import UNetConfig
 
+from .input_checks import check_joint_inputs, check_model_sizes
+
 
 def unet2d_condition_kwargs(cfg: UNetConfig, channels_in: int, context_dim: int) -> dict:
     """Constructor arguments of a ``UNet2DConditionModel`` for `cfg` with ``channels_in`` input and output channels."""
@@ -52,10 +54,7 @@ class DiffusersJointDenoiser(nn.Module):
 
     def __init__(self, cfg: UNetConfig, max_classes: int, context_dim: int) -> None:
         super().__init__()
-        if max_classes < 1:
-            raise ValueError(f"max_classes must be >= 1, got {max_classes}")
-        if context_dim < 1:
-            raise ValueError(f"context_dim must be >= 1, got {context_dim}")
+        check_model_sizes(max_classes, context_dim)
         from diffusers import UNet2DConditionModel
 
         self.cfg = cfg
@@ -67,10 +66,7 @@ class DiffusersJointDenoiser(nn.Module):
         nn.init.zeros_(self.unet.conv_out.bias)
 
     def forward(self, x: Tensor, y: Tensor, t_x: Tensor, t_y: Tensor, context: Tensor) -> tuple[Tensor, Tensor]:
-        if x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError(f"x must be (B, 3, H, W), got {tuple(x.shape)}")
-        if y.shape != (x.shape[0], self.max_classes, *x.shape[2:]):
-            raise ValueError(f"y must be (B, K_max={self.max_classes}, H, W) matching x, got {tuple(y.shape)}")
+        check_joint_inputs(x, y, self.max_classes)
         if context.dim() != 3 or context.shape[0] != x.shape[0]:
             raise ValueError(f"context must be (B={x.shape[0]}, L, D), got {tuple(context.shape)}")
         f = 2 ** (self.levels - 1)
@@ -90,10 +86,7 @@ class DiffusersPromptedSegmentor(nn.Module):
 
     def __init__(self, cfg: UNetConfig, max_classes: int, context_dim: int) -> None:
         super().__init__()
-        if max_classes < 1:
-            raise ValueError(f"max_classes must be >= 1, got {max_classes}")
-        if context_dim < 1:
-            raise ValueError(f"context_dim must be >= 1, got {context_dim}")
+        check_model_sizes(max_classes, context_dim)
         from diffusers.models.unets.unet_2d_blocks import get_down_block, get_mid_block, get_up_block
 
         self.cfg = cfg

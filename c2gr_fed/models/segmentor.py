@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from c2gr_fed.scenario.schema import UNetConfig
 
+from .input_checks import check_model_sizes
 from .unet import PromptUNet
 
 MASKED_LOGIT = -1.0e4
@@ -24,8 +25,7 @@ class PromptedSegmentor(nn.Module):
 
     def __init__(self, cfg: UNetConfig, max_classes: int, context_dim: int) -> None:
         super().__init__()
-        if max_classes < 1:
-            raise ValueError(f"max_classes must be >= 1, got {max_classes}")
+        check_model_sizes(max_classes)
         self.cfg = cfg
         self.max_classes = max_classes
         self.context_dim = context_dim
