@@ -238,15 +238,15 @@ def test_a_project_started_ray_hides_gpus_from_cpu_only_departments(root: Path, 
         ray.shutdown()
 
 
-def test_discovery_waits_for_answers_as_long_as_a_round_and_names_the_silent_departments(tmp_path: Path) -> None:
+def test_discovery_waits_for_answers_as_long_as_a_round_and_names_the_silent_departments(root: Path,
+                                                                                          tmp_path: Path) -> None:
     """On a loaded machine the first message starts each node's actor, and departments queue for few actors: the
     answers may take as long as a round (federation.round_timeout_s), not the 300 s allowed for nodes to connect."""
     from c2gr_fed.federation.coordinator import Coordinator
     from c2gr_fed.runs.layout import RunDir
     from c2gr_fed.scenario import dump_scenario
 
-    sc = load_scenario(Path(__file__).resolve().parents[1] / "scenarios" / "smoke.yaml",
-                       ["federation.round_timeout_s=1234"])
+    sc = load_scenario(root / "scenarios" / "smoke.yaml", ["federation.round_timeout_s=1234"])
     run = RunDir(tmp_path / "run").ensure()
     run.scenario.write_text(dump_scenario(sc))
     asked: list[float] = []
